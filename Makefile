@@ -1,0 +1,12 @@
+# The README's commands. Each installs what it needs first (scripts/setup.sh).
+.PHONY: test setup lint
+
+test: setup
+	cargo test --workspace --locked
+
+setup:
+	@scripts/setup.sh
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings

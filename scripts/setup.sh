@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what the build and the test suite need on a fresh Debian machine, and nothing that is
+# already there. Called by `make test` and `make demo`; safe to run again.
+#
+#   scripts/setup.sh            packages the build and tests need
+#   scripts/setup.sh --demo     also nginx and HAProxy, for the head-to-head runs
+set -euo pipefail
+
+want=()
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+
+pg_bin() {
+    # Debian installs the server binaries outside PATH, one directory per major version.
+    local d
+    for d in /usr/lib/postgresql/*/bin; do
+        [ -x "$d/pg_basebackup" ] && [ -x "$d/initdb" ] && { echo "$d"; return 0; }
+    done
+    return 1
+}
+
+have_cmd cmake || want+=(cmake)          # Pingora's build (libz-ng-sys) needs it
+pg_bin >/dev/null || want+=(postgresql)
+have_cmd pgbench || want+=(postgresql-contrib)
+have_cmd c++ || want+=(g++)
+if [ "${1:-}" = "--demo" ]; then
+    have_cmd nginx || want+=(nginx-light)
+    have_cmd haproxy || want+=(haproxy)
+    have_cmd wrk || want+=(wrk)
+fi
+if [ "${#want[@]}" -gt 0 ]; then
+    echo "setup: installing ${want[*]}"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if have_cmd sudo; then sudo="sudo"; else
+            echo "setup: need root to install: apt-get install -y ${want[*]}" >&2
+            exit 1
+        fi
+    fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+fi
+
+if ! have_cmd cargo; then
+    echo "setup: no Rust toolchain found; install one with rustup (https://rustup.rs) and run again" >&2
+    exit 1
+fi
+echo "setup: ok (postgres binaries in $(pg_bin))"
