@@ -1,0 +1,156 @@
+//! The admin listener: `/metrics` (Prometheus text), `/healthz`, `/status` (JSON: groups,
+//! endpoints, health, counters). Runs on the control runtime, apart from the proxy's threads.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use discovery::LookupResult;
+use prometheus::{Encoder, TextEncoder};
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use crate::inflight::InFlight;
+use crate::metrics::Metrics;
+use crate::upstream::{Endpoint, Group};
+
+pub struct AdminState {
+    pub groups: Vec<Arc<Group>>,
+    pub metrics: Arc<Metrics>,
+    pub inflight: InFlight,
+    pub started: Instant,
+}
+
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/status", get(status))
+        .with_state(state);
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "admin listener failed");
+    }
+}
+
+async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
+    for group in &state.groups {
+        group.update_gauges();
+    }
+    let mut body = Vec::new();
+    let families = state.metrics.registry().gather();
+    match TextEncoder::new().encode(&families, &mut body) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                TextEncoder::new().format_type().to_owned(),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+#[derive(Serialize)]
+struct Status {
+    uptime_seconds: u64,
+    requests_in_flight: usize,
+    groups: Vec<GroupStatus>,
+}
+
+#[derive(Serialize)]
+struct GroupStatus {
+    name: String,
+    upstream: String,
+    hosts: Vec<String>,
+    path_prefix: String,
+    dns: Option<DnsStatus>,
+    endpoints: Vec<EndpointStatus>,
+}
+
+#[derive(Serialize)]
+struct DnsStatus {
+    lookups_ok: u64,
+    lookups_empty: u64,
+    lookups_failed: u64,
+    changes: u64,
+    last_error: Option<String>,
+    last_error_unix_ms: Option<u128>,
+}
+
+#[derive(Serialize)]
+struct EndpointStatus {
+    addr: String,
+    /// usable, ejected (a request failed; waiting for a passing check) or down (checks failing).
+    state: &'static str,
+    requests: u64,
+    failed_attempts: u64,
+    last_check: Option<CheckStatus>,
+}
+
+#[derive(Serialize)]
+struct CheckStatus {
+    ok: bool,
+    unix_ms: u128,
+    detail: Option<String>,
+}
+
+fn unix_ms(t: SystemTime) -> u128 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
+}
+
+fn endpoint_status(e: &Endpoint) -> EndpointStatus {
+    use std::sync::atomic::Ordering::Relaxed;
+    EndpointStatus {
+        addr: e.addr.to_string(),
+        state: if !e.healthy() {
+            "down"
+        } else if e.ejected() {
+            "ejected"
+        } else {
+            "usable"
+        },
+        requests: e.requests.load(Relaxed),
+        failed_attempts: e.failed_attempts.load(Relaxed),
+        last_check: e.last_check().map(|c| CheckStatus {
+            ok: c.ok,
+            unix_ms: unix_ms(c.at),
+            detail: c.detail,
+        }),
+    }
+}
+
+async fn status(State(state): State<Arc<AdminState>>) -> Json<Status> {
+    let groups = state
+        .groups
+        .iter()
+        .map(|g| GroupStatus {
+            name: g.name().to_owned(),
+            upstream: g.target().to_string(),
+            hosts: g.config.hosts.clone(),
+            path_prefix: g.config.path_prefix.clone(),
+            dns: g.discovery().map(|d| {
+                let s = d.stats();
+                let last = s.last_error();
+                DnsStatus {
+                    lookups_ok: s.lookups(LookupResult::Ok),
+                    lookups_empty: s.lookups(LookupResult::Empty),
+                    lookups_failed: s.lookups(LookupResult::Failed),
+                    changes: s.changes(),
+                    last_error_unix_ms: last.as_ref().map(|(t, _)| unix_ms(*t)),
+                    last_error: last.map(|(_, e)| e),
+                }
+            }),
+            endpoints: g.endpoints().iter().map(|e| endpoint_status(e)).collect(),
+        })
+        .collect();
+    Json(Status {
+        uptime_seconds: state.started.elapsed().as_secs(),
+        requests_in_flight: state.inflight.count(),
+        groups,
+    })
+}

@@ -1,0 +1,87 @@
+//! Command-line flags. Every flag can also come from the environment (`PROXY_*`); both override
+//! the file given with `--config`. Defaults are applied after merging, in [`crate::config`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::config::LogFormat;
+
+/// HTTP reverse proxy that follows a Kubernetes headless Service through DNS.
+///
+/// Re-resolves the upstream name continuously, balances round-robin over the healthy pod IPs,
+/// retries on another pod when one vanishes, and holds requests briefly instead of failing
+/// while no pod exists. Every response carries `X-Upstream-Addr`.
+#[derive(Debug, Default, Parser)]
+#[command(name = "proxy", version, about, long_about)]
+pub struct Cli {
+    /// YAML file with upstream groups (routed by host and path prefix) and every tunable.
+    #[arg(long, env = "PROXY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Validate the configuration, print a summary and exit (0 valid, 2 invalid).
+    #[arg(long)]
+    pub check_config: bool,
+
+    /// Address clients connect to. [default: 0.0.0.0:8080]
+    #[arg(long, env = "PROXY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Upstream as NAME:PORT (a headless Service, re-resolved continuously) or IP:PORT. Becomes the
+    /// catch-all group `default`, beside any groups from the file.
+    #[arg(long, env = "PROXY_UPSTREAM", value_name = "NAME:PORT")]
+    pub upstream: Option<String>,
+
+    /// Admin listener: /metrics, /healthz, /status. [default: 127.0.0.1:9091]
+    #[arg(long, env = "PROXY_ADMIN", value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
+
+    /// DNS server to ask instead of those in /etc/resolv.conf (its search list still applies).
+    #[arg(long, env = "PROXY_RESOLVER", value_name = "IP:PORT")]
+    pub resolver: Option<SocketAddr>,
+
+    /// Longest time between DNS lookups; a shorter record TTL re-resolves sooner. [default: 1s]
+    #[arg(long, env = "PROXY_RESOLVE_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub resolve_interval: Option<Duration>,
+
+    /// Upstream connect timeout when no other endpoint is left to try. [default: 1s]
+    #[arg(long, env = "PROXY_CONNECT_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Option<Duration>,
+
+    /// Connect timeout while another endpoint is left to try: a pod whose IP stopped answering
+    /// costs a request at most this long. [default: 250ms]
+    #[arg(long, env = "PROXY_FAILOVER_CONNECT_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub failover_connect_timeout: Option<Duration>,
+
+    /// How long a request waits for an endpoint when none is known or healthy, before 503.
+    /// [default: 10s]
+    #[arg(long, env = "PROXY_HOLD_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub hold_timeout: Option<Duration>,
+
+    /// Attempts per request, on different endpoints where possible. [default: 3]
+    #[arg(long, env = "PROXY_MAX_ATTEMPTS", value_name = "N")]
+    pub max_attempts: Option<u32>,
+
+    /// Active health check with `GET PATH` (2xx = healthy) instead of a TCP connect.
+    #[arg(long, env = "PROXY_HEALTH_PATH", value_name = "PATH")]
+    pub health_path: Option<String>,
+
+    /// Time between active health checks of each endpoint. [default: 1s]
+    #[arg(long, env = "PROXY_HEALTH_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub health_interval: Option<Duration>,
+
+    /// Worker threads. [default: number of CPUs]
+    #[arg(long, env = "PROXY_THREADS", value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// On SIGTERM, how long in-flight requests may take before the process exits anyway.
+    /// [default: 25s]
+    #[arg(long, env = "PROXY_SHUTDOWN_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Option<Duration>,
+
+    /// Log format: text or json (one JSON object per line). [default: text]
+    #[arg(long, env = "PROXY_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}

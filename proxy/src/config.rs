@@ -1,0 +1,48 @@
+//! Configuration: the file layer ([`file`]), the command line ([`crate::cli`]) and the validated
+//! [`Config`] the proxy runs with. Precedence: flag > environment > file > default.
+
+pub mod file;
+mod internal;
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+pub use internal::{Config, GroupConfig, HealthKind, HealthSettings, UpstreamSettings};
+
+/// How the access log and other logs are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// A configuration that cannot be used. The binary prints it and exits with code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: key `{key}`: {message}")]
+    Parse {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error("`{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The YAML file, as written by an operator. Every field is optional here: the CLI and the
+//! environment may supply it, and [`super::Config`] applies the defaults after merging.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ConfigError, LogFormat};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Where clients connect.
+    pub listen: Option<SocketAddr>,
+    /// The admin listener (/metrics, /healthz, /status).
+    pub admin: Option<SocketAddr>,
+    /// Worker threads for proxying.
+    pub threads: Option<usize>,
+    pub log_format: Option<LogFormat>,
+    /// DNS server to ask instead of /etc/resolv.conf's.
+    pub resolver: Option<SocketAddr>,
+    #[serde(default, with = "humantime_serde")]
+    pub resolve_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub shutdown_timeout: Option<Duration>,
+    #[serde(default)]
+    pub upstream: UpstreamFile,
+    #[serde(default)]
+    pub health: HealthFile,
+    /// Upstream groups, routed by host and path prefix.
+    #[serde(default)]
+    pub groups: Vec<GroupFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    #[serde(default, with = "humantime_serde")]
+    pub connect_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub failover_connect_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub read_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub write_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub idle_timeout: Option<Duration>,
+    pub max_attempts: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub hold_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthFile {
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Check with `GET <path>` expecting 2xx instead of a TCP connect.
+    pub path: Option<String>,
+    pub fall: Option<u32>,
+    pub rise: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupFile {
+    pub name: String,
+    /// `name:port` (re-resolved continuously) or `ip:port`.
+    pub upstream: String,
+    /// Host header values this group serves; empty means any host.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Path prefix this group serves; the longest matching prefix wins.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Overrides `health.path` for this group.
+    pub health_path: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads and parses `path`; errors name the file and the key.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_owned(),
+            source: e,
+        })?;
+        Self::parse(&text).map_err(|(key, message)| ConfigError::Parse {
+            path: path.to_owned(),
+            key,
+            message,
+        })
+    }
+
+    /// Parses YAML text; the error is (key path, message).
+    pub fn parse(text: &str) -> Result<Self, (String, String)> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let de = serde_norway::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            (key, e.into_inner().to_string())
+        })
+    }
+}

@@ -1,0 +1,258 @@
+//! Prometheus metrics: one registry per process, families registered once, and per-group children
+//! resolved once so the request path never hashes label values.
+
+use std::sync::Arc;
+
+use discovery::{LookupResult, Stats};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
+
+/// Outcome of one attempt to send a request to an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// A response came back (any status).
+    Ok,
+    ConnectRefused,
+    ConnectTimeout,
+    ConnectError,
+    /// Failed after the connection was made (reset, closed, timeout).
+    UpstreamError,
+}
+
+impl Attempt {
+    const ALL: [Attempt; 5] = [
+        Self::Ok,
+        Self::ConnectRefused,
+        Self::ConnectTimeout,
+        Self::ConnectError,
+        Self::UpstreamError,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::ConnectRefused => "connect_refused",
+            Self::ConnectTimeout => "connect_timeout",
+            Self::ConnectError => "connect_error",
+            Self::UpstreamError => "upstream_error",
+        }
+    }
+}
+
+/// The process's metric families.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    attempts: IntCounterVec,
+    held: IntCounterVec,
+    holding: IntGaugeVec,
+    hold_timeouts: IntCounterVec,
+    ejections: IntCounterVec,
+    health_changes: IntCounterVec,
+    endpoints: IntGaugeVec,
+}
+
+/// The children of one group, resolved once.
+#[derive(Clone)]
+pub struct GroupMetrics {
+    by_class: [IntCounter; 6],
+    pub duration: Histogram,
+    attempts: [IntCounter; 5],
+    pub held: IntCounter,
+    pub holding: IntGauge,
+    pub hold_timeouts: IntCounter,
+    pub ejections: IntCounter,
+    pub went_down: IntCounter,
+    pub came_up: IntCounter,
+    pub endpoints_usable: IntGauge,
+    pub endpoints_ejected: IntGauge,
+    pub endpoints_down: IntGauge,
+}
+
+const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("registered once");
+            c
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("registered once");
+            g
+        };
+        let requests = counter(
+            "proxy_requests_total",
+            "Requests answered, by upstream group and status class.",
+            &["group", "class"],
+        );
+        let attempts = counter(
+            "proxy_upstream_attempts_total",
+            "Attempts to send a request to an endpoint, by outcome.",
+            &["group", "outcome"],
+        );
+        let held = counter(
+            "proxy_held_requests_total",
+            "Requests that had to wait for an endpoint to become available.",
+            &["group"],
+        );
+        let holding = gauge(
+            "proxy_held_requests",
+            "Requests waiting for an endpoint right now.",
+            &["group"],
+        );
+        let hold_timeouts = counter(
+            "proxy_hold_timeouts_total",
+            "Held requests answered 503 because no endpoint appeared in time.",
+            &["group"],
+        );
+        let ejections = counter(
+            "proxy_endpoint_ejections_total",
+            "Endpoints taken out of rotation by a failed request (passive health).",
+            &["group"],
+        );
+        let health_changes = counter(
+            "proxy_endpoint_health_changes_total",
+            "Active health check verdict changes, by new state (up, down).",
+            &["group", "state"],
+        );
+        let endpoints = gauge(
+            "proxy_endpoints",
+            "Known endpoints by state: usable, ejected (passive), down (active checks).",
+            &["group", "state"],
+        );
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "proxy_request_duration_seconds",
+                "Time from request start to the last response byte, holds and retries included.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["group"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(duration.clone()))
+            .expect("registered once");
+        Self {
+            registry,
+            requests,
+            duration,
+            attempts,
+            held,
+            holding,
+            hold_timeouts,
+            ejections,
+            health_changes,
+            endpoints,
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Resolves the children of group `name`.
+    pub fn group(&self, name: &str) -> GroupMetrics {
+        GroupMetrics {
+            by_class: CLASSES.map(|class| self.requests.with_label_values(&[name, class])),
+            duration: self.duration.with_label_values(&[name]),
+            attempts: Attempt::ALL.map(|a| self.attempts.with_label_values(&[name, a.as_str()])),
+            held: self.held.with_label_values(&[name]),
+            holding: self.holding.with_label_values(&[name]),
+            hold_timeouts: self.hold_timeouts.with_label_values(&[name]),
+            ejections: self.ejections.with_label_values(&[name]),
+            went_down: self.health_changes.with_label_values(&[name, "down"]),
+            came_up: self.health_changes.with_label_values(&[name, "up"]),
+            endpoints_usable: self.endpoints.with_label_values(&[name, "usable"]),
+            endpoints_ejected: self.endpoints.with_label_values(&[name, "ejected"]),
+            endpoints_down: self.endpoints.with_label_values(&[name, "down"]),
+        }
+    }
+
+    /// Exports the DNS watchers' counters as `proxy_dns_lookups_total{group,result}`.
+    pub fn register_dns(&self, groups: Vec<(String, Arc<Stats>)>) {
+        self.registry
+            .register(Box::new(DnsLookups::new(groups)))
+            .expect("registered once");
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GroupMetrics {
+    pub fn response(&self, status: u16) {
+        let i = match status {
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            500..=599 => 4,
+            _ => 5,
+        };
+        self.by_class[i].inc();
+    }
+
+    pub fn attempt(&self, outcome: Attempt) {
+        let i = Attempt::ALL
+            .iter()
+            .position(|a| *a == outcome)
+            .expect("listed");
+        self.attempts[i].inc();
+    }
+}
+
+/// Reads the lookup counters of each group's watcher at scrape time.
+struct DnsLookups {
+    groups: Vec<(String, Arc<Stats>)>,
+    template: IntCounterVec,
+}
+
+impl DnsLookups {
+    fn new(groups: Vec<(String, Arc<Stats>)>) -> Self {
+        let template = IntCounterVec::new(
+            Opts::new(
+                "proxy_dns_lookups_total",
+                "DNS lookups of each group's upstream name, by result (ok, empty, failed).",
+            ),
+            &["group", "result"],
+        )
+        .expect("valid metric");
+        Self { groups, template }
+    }
+}
+
+impl Collector for DnsLookups {
+    fn desc(&self) -> Vec<&Desc> {
+        self.template.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.template.reset();
+        for (group, stats) in &self.groups {
+            for result in LookupResult::ALL {
+                self.template
+                    .with_label_values(&[group, result.as_str()])
+                    .inc_by(stats.lookups(result));
+            }
+        }
+        self.template.collect()
+    }
+}

@@ -1,0 +1,265 @@
+//! The Pingora side: [`Proxy`] implements `ProxyHttp`. Routing and endpoint choice happen per
+//! attempt in `upstream_peer`; failures mark the endpoint and retry elsewhere; with no usable
+//! endpoint the request is held ([`hold`]) instead of failing.
+
+mod hold;
+mod reject;
+mod respond;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::{Error, ErrorType, Result};
+use pingora_http::ResponseHeader;
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+
+use crate::config::UpstreamSettings;
+use crate::inflight::{InFlight, InFlightGuard};
+use crate::metrics::Attempt;
+use crate::router::Router;
+use crate::upstream::{Endpoint, Group};
+
+pub struct Proxy {
+    router: Router,
+    settings: UpstreamSettings,
+    inflight: InFlight,
+}
+
+/// Per-request state.
+pub struct RequestCtx {
+    started: Instant,
+    group: Option<Arc<Group>>,
+    /// Endpoints this request failed on, in order.
+    tried: Vec<SocketAddr>,
+    current: Option<Arc<Endpoint>>,
+    attempts: u32,
+    /// Time spent waiting for an endpoint.
+    held: Duration,
+    /// Set when the request is answered 503 for want of an endpoint: why.
+    unavailable: Option<String>,
+    _inflight: InFlightGuard,
+}
+
+impl Proxy {
+    pub fn new(router: Router, settings: UpstreamSettings, inflight: InFlight) -> Self {
+        Self {
+            router,
+            settings,
+            inflight,
+        }
+    }
+
+    fn record_failure(&self, ctx: &mut RequestCtx, outcome: Attempt) {
+        if let (Some(group), Some(endpoint)) = (&ctx.group, &ctx.current) {
+            group.events.metrics.attempt(outcome);
+            ctx.tried.push(endpoint.addr);
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            group: None,
+            tried: Vec::new(),
+            current: None,
+            attempts: 0,
+            held: Duration::ZERO,
+            unavailable: None,
+            _inflight: self.inflight.start(),
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if let Some(why) = reject::malformed(session.req_header()) {
+            respond::send(session, 400, &format!("400 Bad Request: {why}\n"), None).await?;
+            return Ok(true);
+        }
+        let req = session.req_header();
+        let host = req.uri.host().or_else(|| {
+            req.headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        });
+        match self.router.route(host, req.uri.path()) {
+            Some(group) => {
+                ctx.group = Some(Arc::clone(group));
+                Ok(false)
+            }
+            None => {
+                let body = format!(
+                    "no upstream group serves host {:?} path {:?}\n",
+                    host.unwrap_or(""),
+                    req.uri.path()
+                );
+                respond::send(session, 404, &body, None).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let group = Arc::clone(ctx.group.as_ref().ok_or_else(|| {
+            Error::explain(
+                ErrorType::InternalError,
+                "request reached upstream_peer unrouted",
+            )
+        })?);
+        let pick = match group.pick(&ctx.tried) {
+            Some(pick) => pick,
+            None => hold::wait_for_endpoint(&group, ctx, self.settings.hold_timeout).await?,
+        };
+        ctx.attempts += 1;
+        let endpoint = pick.endpoint;
+        endpoint
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+
+        let mut peer = HttpPeer::new(endpoint.addr, false, String::new());
+        let last_chance = !pick.alternatives || ctx.attempts >= self.settings.max_attempts;
+        let options = &mut peer.options;
+        options.connection_timeout = Some(if last_chance {
+            self.settings.connect_timeout
+        } else {
+            self.settings.failover_connect_timeout
+        });
+        options.read_timeout = Some(self.settings.read_timeout);
+        options.write_timeout = Some(self.settings.write_timeout);
+        options.idle_timeout = Some(self.settings.idle_timeout);
+        // Connections pooled to an earlier incarnation of this address are never reused.
+        peer.group_key = endpoint.pool_key();
+        ctx.current = Some(endpoint);
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        let outcome = match e.etype() {
+            ErrorType::ConnectTimedout => Attempt::ConnectTimeout,
+            ErrorType::ConnectRefused => Attempt::ConnectRefused,
+            _ => Attempt::ConnectError,
+        };
+        self.record_failure(ctx, outcome);
+        if let (Some(group), Some(endpoint)) = (&ctx.group, &ctx.current) {
+            group.eject(endpoint.addr, &e.to_string());
+        }
+        // Nothing reached the upstream: safe to retry any method elsewhere.
+        if ctx.attempts < self.settings.max_attempts {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        self.record_failure(ctx, Attempt::UpstreamError);
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        // The request may have reached the upstream: only an idempotent request with its whole
+        // body buffered is retried, and only when a reused pooled connection failed before any
+        // response byte (Pingora marks those).
+        let idempotent = session.req_header().method.is_idempotent();
+        if !idempotent || session.as_ref().retry_buffer_truncated() {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        if ctx.attempts >= self.settings.max_attempts {
+            e.set_retry(false);
+        }
+        e
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(endpoint) = &ctx.current {
+            upstream_response.insert_header("X-Upstream-Addr", endpoint.header_value.clone())?;
+            if let Some(group) = &ctx.group {
+                group.events.metrics.attempt(Attempt::Ok);
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = respond::status_for(e);
+        if code > 0 {
+            let upstream = ctx.current.as_ref().map(|ep| &ep.header_value);
+            let body = match &ctx.unavailable {
+                Some(reason) => format!("503 Service Unavailable: {reason}\n"),
+                None => format!("{code} {}: {e}\n", respond::reason(code)),
+            };
+            let upstream = if ctx.unavailable.is_some() {
+                None
+            } else {
+                upstream
+            };
+            if let Err(write_error) = respond::send(session, code, &body, upstream).await {
+                tracing::debug!(error = %write_error, "could not send the error response");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+        // The access log line carries the error.
+        true
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let duration = ctx.started.elapsed();
+        let group = ctx.group.as_ref().map_or("-", |g| g.name());
+        if let Some(g) = &ctx.group {
+            g.events.metrics.response(status);
+            g.events.metrics.duration.observe(duration.as_secs_f64());
+        }
+        let req = session.req_header();
+        let upstream = ctx.current.as_ref().map(|ep| ep.addr);
+        tracing::info!(
+            target: "access",
+            method = %req.method,
+            path = %req.uri,
+            status,
+            group,
+            upstream = %upstream.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+            attempts = ctx.attempts,
+            held_ms = ctx.held.as_millis() as u64,
+            duration_ms = duration.as_secs_f64() * 1000.0,
+            error = e.map(|e| e.to_string()),
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! Upstream groups: endpoints from DNS, their health, and round-robin selection.
+
+mod endpoint;
+mod group;
+mod health;
+mod membership;
+
+pub use endpoint::{CheckRecord, Endpoint};
+pub use group::{Group, GroupEvents, Pick};

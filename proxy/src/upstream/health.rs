@@ -1,0 +1,114 @@
+//! Active health checks: one task per endpoint, started the moment the endpoint appears (so a new
+//! pod is checked at once) and stopped when it leaves. Checks never wait on DNS and a slow check of
+//! one endpoint never delays another's, unlike Pingora's single update-then-check loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora_http::ResponseHeader;
+use pingora_load_balancing::health_check::{HealthCheck, HttpHealthCheck, TcpHealthCheck};
+use pingora_load_balancing::Backend;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::endpoint::{Endpoint, Transition};
+use super::group::GroupEvents;
+use crate::config::{HealthKind, HealthSettings};
+
+/// The check shared by every endpoint of a group.
+pub type Checker = Arc<dyn HealthCheck + Send + Sync>;
+
+/// Builds the check: a TCP connect, or `GET path` expecting 2xx with `Host: host`.
+pub fn checker(kind: &HealthKind, host: &str, timeout: Duration) -> Checker {
+    match kind {
+        HealthKind::Tcp => {
+            let mut check = TcpHealthCheck::new();
+            check.peer_template.options.connection_timeout = Some(timeout);
+            Arc::from(check as Box<dyn HealthCheck + Send + Sync>)
+        }
+        HealthKind::Http { path } => {
+            let mut check = HttpHealthCheck::new(host, false);
+            let mut req = pingora_http::RequestHeader::build("GET", path.as_bytes(), None)
+                .expect("a path that starts with / is a valid URI");
+            req.insert_header("Host", host)
+                .expect("a DNS name is a valid header value");
+            req.insert_header("User-Agent", "proxy-health-check")
+                .expect("valid header");
+            check.req = req;
+            check.peer_template.options.connection_timeout = Some(timeout);
+            check.peer_template.options.read_timeout = Some(timeout);
+            check.validator = Some(Box::new(|resp: &ResponseHeader| {
+                if resp.status.is_success() {
+                    Ok(())
+                } else {
+                    pingora_core::Error::e_explain(
+                        pingora_core::ErrorType::HTTPStatus(resp.status.as_u16()),
+                        "health check answered non-2xx",
+                    )
+                }
+            }));
+            Arc::new(check)
+        }
+    }
+}
+
+/// Aborts the check task when the endpoint leaves the group.
+pub struct CheckTask(JoinHandle<()>);
+
+impl Drop for CheckTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub fn spawn(
+    endpoint: Arc<Endpoint>,
+    checker: Checker,
+    settings: HealthSettings,
+    events: Arc<GroupEvents>,
+) -> CheckTask {
+    CheckTask(tokio::spawn(run(endpoint, checker, settings, events)))
+}
+
+async fn run(
+    endpoint: Arc<Endpoint>,
+    checker: Checker,
+    settings: HealthSettings,
+    events: Arc<GroupEvents>,
+) {
+    let backend = Backend {
+        addr: pingora_core::protocols::l4::socket::SocketAddr::Inet(endpoint.addr),
+        weight: 1,
+        ext: Default::default(),
+    };
+    let mut ticker = tokio::time::interval(settings.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        // The checker has its own connect/read timeouts; this bounds anything else.
+        let result = tokio::time::timeout(settings.timeout * 2, checker.check(&backend)).await;
+        let (ok, detail) = match result {
+            Ok(Ok(())) => (true, None),
+            Ok(Err(e)) => (false, Some(e.to_string())),
+            Err(_) => (false, Some("check timed out".to_owned())),
+        };
+        let transition = endpoint.observe(ok, detail.clone(), settings.fall, settings.rise);
+        let group = &events.name;
+        let addr = endpoint.addr;
+        match transition {
+            Transition::None => continue,
+            Transition::Down => {
+                warn!(%group, %addr, error = detail.as_deref().unwrap_or(""), "endpoint down: active health check failed");
+                events.metrics.went_down.inc();
+            }
+            Transition::Up => {
+                info!(%group, %addr, "endpoint up: active health check passed");
+                events.metrics.came_up.inc();
+            }
+            Transition::Readmitted => {
+                info!(%group, %addr, "endpoint re-admitted: active health check passed after an ejection");
+            }
+        }
+        events.changed();
+    }
+}

@@ -1,0 +1,212 @@
+//! The proxy as an operator meets it: config checks, exit codes, the hold and its 503, headers,
+//! malformed requests, admin endpoints, SIGTERM.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{ip, Pod, ProxyProcess, NAME, POD_PORT};
+use testkit::DnsServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn proxy_cmd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_proxy"))
+}
+
+/// One raw HTTP/1.1 exchange: (status, headers+body text).
+async fn raw(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: lab.local\r\nConnection: close\r\n\r\n")
+}
+
+#[test]
+fn check_config_accepts_the_example_and_rejects_a_bad_key_with_exit_2() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/proxy.example.yaml");
+    let out = proxy_cmd()
+        .args(["--check-config", "--config", example])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration ok"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "upstream:\n  connect_timeout: fast\n").unwrap();
+    let out = proxy_cmd()
+        .args(["--check-config", "--upstream", "a:1", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.yaml") && err.contains("upstream.connect_timeout"),
+        "{err}"
+    );
+
+    let out = proxy_cmd().args(["--check-config"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no upstream at all is a config error"
+    );
+    let out = proxy_cmd()
+        .args(["--check-config", "--upstream", "no-port"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NAME:PORT"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_that_does_not_resolve_yet_holds_then_503s_then_recovers() {
+    let net = 21;
+    let dns = DnsServer::start(ip(net, 53)).await.unwrap();
+    let upstream = format!("{NAME}:{POD_PORT}");
+    let resolver = dns.addr().to_string();
+    let proxy = ProxyProcess::start(
+        (ip(net, 254), 8080).into(),
+        (ip(net, 254), 9091).into(),
+        &[
+            "--upstream",
+            &upstream,
+            "--resolver",
+            &resolver,
+            "--hold-timeout",
+            "1500ms",
+        ],
+    )
+    .await;
+
+    let t0 = Instant::now();
+    let (status, text) = raw(proxy.listen, &get("/users")).await;
+    let waited = t0.elapsed();
+    assert_eq!(status, 503, "{text}");
+    assert!(
+        text.contains("no endpoint of") && text.contains(NAME),
+        "{text}"
+    );
+    assert!(
+        waited >= Duration::from_millis(1400),
+        "held {waited:?} before the 503"
+    );
+
+    // A request already waiting is sent as soon as the pod appears.
+    let pod = Pod::start(ip(net, 1), POD_PORT, "pod-1").await;
+    let held = tokio::spawn({
+        let listen = proxy.listen;
+        async move { raw(listen, &get("/users")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    dns.set(NAME, &[pod.ip()]);
+    let (status, text) = held.await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains(&format!("x-upstream-addr: {}", pod.addr)),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_4xx_and_the_proxy_keeps_serving() {
+    let net = 22;
+    let pod = Pod::start(ip(net, 1), POD_PORT, "pod-1").await;
+    let proxy = ProxyProcess::start(
+        (ip(net, 254), 8080).into(),
+        (ip(net, 254), 9091).into(),
+        &["--upstream", &pod.addr.to_string()],
+    )
+    .await;
+
+    for bad in [
+        "GARBAGE\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",
+        "GET /\x01 HTTP/1.1\r\n\r\n",
+    ] {
+        let (status, text) = raw(proxy.listen, bad).await;
+        assert!(
+            (400..500).contains(&status) || status == 0,
+            "{bad:?} answered {status}: {text}"
+        );
+    }
+    let (status, text) = raw(proxy.listen, &get("/users")).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"pod\":\"pod-1\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_listener_serves_metrics_status_and_healthz() {
+    let net = 23;
+    let pod = Pod::start(ip(net, 1), POD_PORT, "pod-1").await;
+    let proxy = ProxyProcess::start(
+        (ip(net, 254), 8080).into(),
+        (ip(net, 254), 9091).into(),
+        &["--upstream", &pod.addr.to_string()],
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(raw(proxy.listen, &get("/users")).await.0, 200);
+    }
+    assert_eq!(proxy.admin_get("/healthz").await.as_deref(), Some("ok\n"));
+    let metrics = proxy.admin_get("/metrics").await.unwrap();
+    for name in [
+        "proxy_requests_total{class=\"2xx\",group=\"default\"} 3",
+        "proxy_request_duration_seconds_bucket",
+        "proxy_upstream_attempts_total{group=\"default\",outcome=\"ok\"} 3",
+        "proxy_endpoints{group=\"default\",state=\"usable\"} 1",
+        "proxy_dns_lookups_total",
+        "proxy_hold_timeouts_total",
+        "proxy_endpoint_ejections_total",
+    ] {
+        assert!(metrics.contains(name), "missing {name} in\n{metrics}");
+    }
+    let status: serde_json::Value =
+        serde_json::from_str(&proxy.admin_get("/status").await.unwrap()).unwrap();
+    let endpoint = &status["groups"][0]["endpoints"][0];
+    assert_eq!(endpoint["addr"], pod.addr.to_string());
+    assert_eq!(endpoint["state"], "usable");
+    assert_eq!(endpoint["requests"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests_then_exits() {
+    let net = 24;
+    let pod = Pod::start(ip(net, 1), POD_PORT, "pod-1").await;
+    let mut proxy = ProxyProcess::start(
+        (ip(net, 254), 8080).into(),
+        (ip(net, 254), 9091).into(),
+        &["--upstream", &pod.addr.to_string()],
+    )
+    .await;
+
+    let slow = tokio::spawn({
+        let listen = proxy.listen;
+        async move { raw(listen, &get("/slow")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    proxy.sigterm();
+    let (status, text) = slow.await.unwrap();
+    assert_eq!(status, 200, "the in-flight request finished: {text}");
+    let exit = proxy.wait_exit(Duration::from_secs(5)).await;
+    let exit = exit.expect("exited soon after the last request, not after the grace period");
+    assert!(exit.success(), "{exit:?}");
+}

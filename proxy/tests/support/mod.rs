@@ -1,0 +1,35 @@
+//! Real parts for the proxy's integration tests: pods (HTTP servers on their own loopback IPs, one
+//! shared port, like the pods of one Service), the proxy binary itself, and a steady request load.
+#![allow(dead_code)]
+
+mod load;
+mod pod;
+mod proxy;
+
+#[allow(unused_imports)]
+pub use load::{failures, Load, Outcome, Sample};
+pub use pod::Pod;
+pub use proxy::ProxyProcess;
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+pub const NAME: &str = "backend-headless.highload-dns.svc.cluster.local";
+pub const POD_PORT: u16 = 8000;
+
+/// Loopback address `127.<net>.<host>`.`: each test uses its own `net` so tests run in parallel.
+pub fn ip(net: u8, host: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, net, host)
+}
+
+/// Polls `cond` every 20 ms until it holds; panics after `limit`.
+pub async fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {limit:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,91 @@
+//! The proxy binary under test, run as a user runs it: flags, a real listener, real signals.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct ProxyProcess {
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    child: Child,
+}
+
+impl ProxyProcess {
+    /// Starts `proxy --listen <listen> --admin <admin> <args>` and waits until its admin
+    /// listener answers.
+    pub async fn start(listen: SocketAddr, admin: SocketAddr, args: &[&str]) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_proxy"))
+            .arg("--listen")
+            .arg(listen.to_string())
+            .arg("--admin")
+            .arg(admin.to_string())
+            .args(args)
+            .env("RUST_LOG", "info,access=warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("starting the proxy binary");
+        let proxy = Self {
+            listen,
+            admin,
+            child,
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if tokio::net::TcpStream::connect(listen).await.is_ok()
+                && proxy.admin_get("/healthz").await.is_some()
+            {
+                return proxy;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "proxy did not come up on {listen}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// GET on the admin listener; None if it does not answer.
+    pub async fn admin_get(&self, path: &str) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.admin).await.ok()?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+        stream.write_all(req.as_bytes()).await.ok()?;
+        let mut buf = String::new();
+        stream.read_to_string(&mut buf).await.ok()?;
+        let (head, body) = buf.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; None if it is still running after `limit`.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
