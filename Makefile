@@ -3,6 +3,7 @@
 
 test: setup
 	cargo test --workspace --locked
+	k8s/check.sh
 
 setup:
 	@scripts/setup.sh

@@ -5,6 +5,7 @@
 #   scripts/setup.sh            packages the build and tests need
 #   scripts/setup.sh --demo     also nginx and HAProxy, for the head-to-head runs
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 want=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
@@ -22,6 +23,11 @@ have_cmd cmake || want+=(cmake)          # Pingora's build (libz-ng-sys) needs i
 pg_bin >/dev/null || want+=(postgresql)
 have_cmd pgbench || want+=(postgresql-contrib)
 have_cmd c++ || want+=(g++)
+# k8s/check.sh: render the manifests, lint the scripts, and a venv for kubernetes-validate.
+have_cmd kubectl || want+=(kubernetes-client)
+have_cmd shellcheck || want+=(shellcheck)
+have_cmd python3 || want+=(python3)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || want+=(python3-venv)
 if [ "${1:-}" = "--demo" ]; then
     have_cmd nginx || want+=(nginx-light)
     have_cmd haproxy || want+=(haproxy)
@@ -44,4 +50,14 @@ if ! have_cmd cargo; then
     echo "setup: no Rust toolchain found; install one with rustup (https://rustup.rs) and run again" >&2
     exit 1
 fi
+# kubernetes-validate comes from PyPI (Debian does not package it); a venv in the gitignored .venv/
+# keeps it off the system Python. Pinned so a new release cannot change what CI accepts.
+kv_version="1.34.1"
+venv=".venv/k8s"
+if ! "$venv/bin/kubernetes-validate" --version 2>/dev/null | grep -qx "kubernetes-validate $kv_version\|$kv_version"; then
+    echo "setup: installing kubernetes-validate $kv_version into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "kubernetes-validate==$kv_version"
+fi
+
 echo "setup: ok (postgres binaries in $(pg_bin))"
