@@ -1,7 +1,10 @@
 //! Real parts for the tests and the local lab, so neither needs mocks: an in-process DNS server
 //! whose records change while clients resolve against it, the way CoreDNS answers for a headless
-//! Service whose pods come and go.
+//! Service whose pods come and go; and a real Postgres primary with streaming replicas on loopback
+//! addresses of their own, like the replicas' pods behind their Service.
 
 mod dns;
+pub mod postgres;
 
 pub use dns::{DnsMode, DnsServer};
+pub use postgres::{PgCluster, PgClusterBuilder, PgError, PgNode, Role};
