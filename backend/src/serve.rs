@@ -35,8 +35,13 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             addr: config.listen,
             source,
         })?;
+    // The bound address, not the flag: with port 0 the kernel picks one, and tests read it here.
+    let bound = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     info!(
-        listen = %config.listen,
+        listen = %bound,
         pod = %config.pod,
         db_connect = ?config.db_connect,
         "serving"

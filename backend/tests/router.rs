@@ -4,12 +4,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use backend::{App, Config};
-use http_body_util::BodyExt;
-use serde_json::Value;
-use tower::ServiceExt;
+use support::{router_get as get, router_get_json as get_json};
+
+mod support;
 
 /// A loopback port nothing listens on: bound, then released.
 fn closed_port() -> SocketAddr {
@@ -24,20 +23,6 @@ fn app_for(db: SocketAddr) -> App {
     config.connect_timeout = Duration::from_millis(300);
     config.ready_timeout = Duration::from_millis(300);
     App::new(&config)
-}
-
-async fn get(app: &App, path: &str) -> (StatusCode, String) {
-    let request = Request::get(path).body(Body::empty()).unwrap();
-    let response = app.router().oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
-}
-
-async fn get_json(app: &App, path: &str) -> (StatusCode, Value) {
-    let (status, body) = get(app, path).await;
-    let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
-    (status, json)
 }
 
 #[tokio::test]
