@@ -29,6 +29,18 @@ async fn raw(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
     (status, text)
 }
 
+/// One pod on 127.0.<net>.1 and the proxy in front of it by IP literal.
+async fn pod_behind_proxy(net: u8) -> (Pod, ProxyProcess) {
+    let pod = Pod::start(ip(net, 1), POD_PORT, "pod-1").await;
+    let proxy = ProxyProcess::start(
+        (ip(net, 254), 8080).into(),
+        (ip(net, 254), 9091).into(),
+        &["--upstream", &pod.addr.to_string()],
+    )
+    .await;
+    (pod, proxy)
+}
+
 fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: lab.local\r\nConnection: close\r\n\r\n")
 }
@@ -129,13 +141,7 @@ async fn a_name_that_does_not_resolve_yet_holds_then_503s_then_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_4xx_and_the_proxy_keeps_serving() {
     let net = 22;
-    let pod = Pod::start(ip(net, 1), POD_PORT, "pod-1").await;
-    let proxy = ProxyProcess::start(
-        (ip(net, 254), 8080).into(),
-        (ip(net, 254), 9091).into(),
-        &["--upstream", &pod.addr.to_string()],
-    )
-    .await;
+    let (_pod, proxy) = pod_behind_proxy(net).await;
 
     for bad in [
         "GARBAGE\r\n\r\n",
@@ -156,13 +162,7 @@ async fn malformed_requests_get_4xx_and_the_proxy_keeps_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_listener_serves_metrics_status_and_healthz() {
     let net = 23;
-    let pod = Pod::start(ip(net, 1), POD_PORT, "pod-1").await;
-    let proxy = ProxyProcess::start(
-        (ip(net, 254), 8080).into(),
-        (ip(net, 254), 9091).into(),
-        &["--upstream", &pod.addr.to_string()],
-    )
-    .await;
+    let (pod, proxy) = pod_behind_proxy(net).await;
     for _ in 0..3 {
         assert_eq!(raw(proxy.listen, &get("/users")).await.0, 200);
     }
@@ -190,13 +190,7 @@ async fn admin_listener_serves_metrics_status_and_healthz() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_requests_then_exits() {
     let net = 24;
-    let pod = Pod::start(ip(net, 1), POD_PORT, "pod-1").await;
-    let mut proxy = ProxyProcess::start(
-        (ip(net, 254), 8080).into(),
-        (ip(net, 254), 9091).into(),
-        &["--upstream", &pod.addr.to_string()],
-    )
-    .await;
+    let (_pod, mut proxy) = pod_behind_proxy(net).await;
 
     let slow = tokio::spawn({
         let listen = proxy.listen;
@@ -209,4 +203,43 @@ async fn sigterm_finishes_in_flight_requests_then_exits() {
     let exit = proxy.wait_exit(Duration::from_secs(5)).await;
     let exit = exit.expect("exited soon after the last request, not after the grace period");
     assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_file_routes_groups_by_host_and_path_prefix() {
+    let net = 25;
+    let web = Pod::start(ip(net, 1), POD_PORT, "web").await;
+    let api = Pod::start(ip(net, 2), POD_PORT, "api").await;
+    let admin_api = Pod::start(ip(net, 3), POD_PORT, "admin-api").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("proxy.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "groups:\n  - name: web\n    upstream: {}\n  - name: api\n    upstream: {}\n    path_prefix: /api\n  - name: admin-api\n    upstream: {}\n    hosts: [admin.example.com]\n    path_prefix: /api\n",
+            web.addr, api.addr, admin_api.addr
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let proxy = ProxyProcess::start(
+        (ip(net, 254), 8080).into(),
+        (ip(net, 254), 9091).into(),
+        &["--config", &config],
+    )
+    .await;
+
+    let cases = [
+        ("lab.local", "/users", "web"),
+        ("lab.local", "/api/users", "api"),
+        ("lab.local", "/apiary", "web"),
+        ("ADMIN.example.com:8080", "/api/users", "admin-api"),
+        ("admin.example.com", "/other", "web"),
+    ];
+    for (host, path, pod) in cases {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let (status, text) = raw(proxy.listen, &req).await;
+        assert_eq!(status, 200, "{host}{path}: {text}");
+        assert!(text.contains(&format!("\"pod\":\"{pod}\"")), "{host}{path} should reach {pod}: {text}");
+    }
 }

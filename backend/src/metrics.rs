@@ -1,0 +1,118 @@
+//! The process's Prometheus registry and the metrics in it (documented in the crate README).
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+/// Routes are labelled by these names only, so a scan of random paths cannot grow the label set.
+pub const ROUTES: [&str; 4] = ["/users", "/healthz", "/readyz", "/metrics"];
+
+/// Label for any path outside [`ROUTES`].
+pub const OTHER_ROUTE: &str = "other";
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `backend_http_requests_total{route,status}`
+    pub requests: IntCounterVec,
+    /// `backend_http_request_duration_seconds{route}`
+    pub request_duration: HistogramVec,
+    /// `backend_db_errors_total{stage}`
+    pub db_errors: IntCounterVec,
+    /// `backend_db_query_duration_seconds{outcome}`: connect included.
+    pub db_duration: HistogramVec,
+    /// `backend_draining`: 1 from SIGTERM until exit.
+    pub draining: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "backend_http_requests_total",
+                "HTTP requests answered, by route and status code",
+            ),
+            &["route", "status"],
+        )
+        .expect("valid metric");
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "backend_http_request_duration_seconds",
+                "Time from request received to response headers, by route",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["route"],
+        )
+        .expect("valid metric");
+        let db_errors = IntCounterVec::new(
+            Opts::new(
+                "backend_db_errors_total",
+                "Database operations that failed, by the step that failed",
+            ),
+            &["stage"],
+        )
+        .expect("valid metric");
+        let db_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "backend_db_query_duration_seconds",
+                "Time to get a connection and run the /users query, by outcome (ok, error)",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let draining = IntGauge::new(
+            "backend_draining",
+            "1 from SIGTERM until exit (readiness answers 503), else 0",
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_duration.clone()),
+            Box::new(db_errors.clone()),
+            Box::new(db_duration.clone()),
+            Box::new(draining.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("each metric registered once");
+        }
+        Self {
+            registry,
+            requests,
+            request_duration,
+            db_errors,
+            db_duration,
+            draining,
+        }
+    }
+
+    /// The route label for a request path.
+    pub fn route_label(path: &str) -> &'static str {
+        ROUTES
+            .iter()
+            .find(|route| **route == path)
+            .copied()
+            .unwrap_or(OTHER_ROUTE)
+    }
+
+    /// Everything in the registry, in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("the text encoder writes to a Vec");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
