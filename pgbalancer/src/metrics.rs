@@ -22,6 +22,7 @@ pub struct Metrics {
     bytes: IntCounterVec,
     pub clients: IntCounterVec,
     pub no_backend: IntCounter,
+    pub waiting: IntGauge,
     pub cancels: IntCounterVec,
     pub backends: IntGauge,
 }
@@ -96,6 +97,10 @@ impl Metrics {
                 "pgbalancer_no_backend_total",
                 "Clients that found no healthy backend within the hold timeout and got SQLSTATE 57P03.",
             ))?,
+            waiting: IntGauge::with_opts(opts(
+                "pgbalancer_waiting_clients",
+                "Clients held right now waiting (up to the hold timeout) for a healthy backend.",
+            ))?,
             cancels: IntCounterVec::new(
                 opts("pgbalancer_cancel_requests_total", "CancelRequests, by routing: known (sent to the session's server) or fanout (key unknown, sent to every healthy server)."),
                 &["routing"],
@@ -117,6 +122,7 @@ impl Metrics {
         m.registry.register(Box::new(m.bytes.clone()))?;
         m.registry.register(Box::new(m.clients.clone()))?;
         m.registry.register(Box::new(m.no_backend.clone()))?;
+        m.registry.register(Box::new(m.waiting.clone()))?;
         m.registry.register(Box::new(m.cancels.clone()))?;
         m.registry.register(Box::new(m.backends.clone()))?;
         Ok(m)

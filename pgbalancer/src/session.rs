@@ -20,6 +20,9 @@ use crate::server::Shared;
 
 /// At most this many packets before the StartupMessage: GSSENCRequest, then SSLRequest.
 const MAX_NEGOTIATIONS: usize = 2;
+/// After an error, how much of the client's unread input to swallow, and for how long.
+const DRAIN_LIMIT: usize = 256 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub async fn handle(mut client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let outcome = serve(&mut client, &shared).await;
@@ -179,7 +182,10 @@ async fn connect(shared: &Shared) -> Option<(Arc<Backend>, TcpStream)> {
             backend.metrics.connect_failed.inc();
             failed.insert(backend.addr);
         }
-        if !shared.pool.wait_change(version, deadline).await {
+        shared.metrics.waiting.inc();
+        let changed = shared.pool.wait_change(version, deadline).await;
+        shared.metrics.waiting.dec();
+        if !changed {
             return None;
         }
         // Something changed (a check passed, DNS moved): every backend deserves a new try.
@@ -211,9 +217,23 @@ async fn read_packet(client: &mut TcpStream, shared: &Shared) -> Result<FirstPac
 async fn send_error(client: &mut TcpStream, sqlstate: &str, message: &str) {
     let msg = protocol::error_response(sqlstate, message);
     // The client may be gone already; there is no one else to tell.
-    if client.write_all(&msg).await.is_ok() {
-        let _ = client.shutdown().await;
+    if client.write_all(&msg).await.is_err() || client.shutdown().await.is_err() {
+        return;
     }
+    // Closing a socket with unread input sends a RST, which can destroy the error before the
+    // client reads it (an oversized packet leaves plenty unread). Read what the client still
+    // sends, bounded, until it closes.
+    let mut sink = [0u8; 4096];
+    let drain = async {
+        let mut left = DRAIN_LIMIT;
+        while left > 0 {
+            match client.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
 }
 
 /// "pgbalancer: no healthy server for NAME:PORT after 5s (2 in DNS: 127.0.2.2:5432: login failed…)".

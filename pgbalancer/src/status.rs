@@ -22,6 +22,7 @@ pub struct Status {
     pub backends: Vec<BackendStatus>,
     pub healthy: usize,
     pub no_backend_total: u64,
+    pub waiting_clients: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -133,6 +134,7 @@ impl Status {
             healthy: backends.iter().filter(|b| b.state == "up").count(),
             backends,
             no_backend_total: shared.metrics.no_backend.get(),
+            waiting_clients: shared.metrics.waiting.get(),
         }
     }
 

@@ -42,12 +42,7 @@ async fn a_stopped_replica_gets_no_new_connections_and_no_client_fails() {
 
     // Still in DNS and, for a check interval or two, still marked up: connects to it are refused
     // and go to the next replica before the client has seen a byte.
-    lab.cluster
-        .replica("pg1")
-        .unwrap()
-        .stop()
-        .await
-        .expect("stop pg1");
+    lab.stop("pg1").await;
     for i in 0..10 {
         let served = lab
             .served_by()
@@ -55,12 +50,7 @@ async fn a_stopped_replica_gets_no_new_connections_and_no_client_fails() {
             .unwrap_or_else(|e| panic!("connection {i} failed: {e}"));
         assert_eq!(served, "pg2", "connection {i}");
     }
-    let status = lab
-        .wait_status("pg1 marked down", |s| {
-            s.backend(lab.addr_of("pg1"))
-                .is_some_and(|b| b.state == "down")
-        })
-        .await;
+    let status = lab.wait_down(&["pg1"]).await;
     assert_eq!(status.backend(lab.addr_of("pg1")).unwrap().role, "replica");
     assert_eq!(lab.served_by().await.unwrap(), "pg2");
 }

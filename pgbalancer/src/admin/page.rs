@@ -32,7 +32,8 @@ tr.up {{ background: #c0ffc0; }} tr.down {{ background: #ffc0c0; }}
 on down: {on_down:?} &middot; started {started}<br>
 checks: user <b>{user}</b>, database <b>{db}</b>, every {interval} ms, timeout {timeout} ms,
 fall {fall}, rise {rise} &middot; DNS lookups ok {ok}, empty {empty}, failed {failed}<br>
-healthy {healthy} of {total} &middot; clients that found no backend: {no_backend}</p>
+healthy {healthy} of {total} &middot; clients waiting for a backend: {waiting} &middot;
+clients that found no backend: {no_backend}</p>
 <table>
 <tr><th>backend</th><th>state</th><th>since</th><th>role</th><th>lag s</th><th>lag bytes</th>
 <th>last check</th><th>result</th><th>check ms</th><th>active</th><th>sessions</th>
@@ -56,6 +57,7 @@ healthy {healthy} of {total} &middot; clients that found no backend: {no_backend
         healthy = s.healthy,
         total = s.backends.len(),
         no_backend = s.no_backend_total,
+        waiting = s.waiting_clients,
     );
     for b in &s.backends {
         row(&mut html, b);

@@ -6,7 +6,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use discovery::{ResolverSpec, Target};
+use discovery::ResolverSpec;
 use pgbalancer::cli::LogFormat;
 use pgbalancer::config::{CheckConfig, OnDown, RoleFilter, Secret};
 use pgbalancer::{Config, Running, Status};
@@ -19,23 +19,23 @@ use tokio_postgres::{Client, NoTls};
 
 pub const NAME: &str = "postgres-replicas.highload-dns.svc.cluster.local";
 
-/// Short intervals so the tests stay fast; thresholds at their defaults.
-pub fn config(cluster: &PgCluster, dns: &DnsServer) -> Config {
-    let upstream: Target = format!("{NAME}:{}", cluster.port()).parse().unwrap();
+/// Short intervals so the tests stay fast; thresholds at their defaults. No backend: the
+/// upstream is a closed port.
+pub fn bare_config() -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        upstream,
+        upstream: "127.0.0.1:1".parse().unwrap(),
         admin: "127.0.0.1:0".parse().unwrap(),
         discovery: discovery::Settings {
             resolve_interval: Duration::from_millis(100),
             lookup_timeout: Duration::from_millis(500),
-            resolver: ResolverSpec::At(dns.addr()),
+            resolver: ResolverSpec::System,
         },
         check: CheckConfig {
-            user: cluster.user().to_owned(),
-            database: cluster.database().to_owned(),
-            password_env: Some("TEST_PASSWORD".into()),
-            password: Some(Secret::new(cluster.password())),
+            user: "app".into(),
+            database: "highload".into(),
+            password_env: None,
+            password: None,
             interval: Duration::from_millis(200),
             timeout: Duration::from_secs(2),
             role: RoleFilter::Replica,
@@ -51,6 +51,18 @@ pub fn config(cluster: &PgCluster, dns: &DnsServer) -> Config {
         on_down: OnDown::Keep,
         log_format: LogFormat::Text,
     }
+}
+
+/// [`bare_config`] pointed at the cluster's replicas through the test DNS server.
+pub fn config(cluster: &PgCluster, dns: &DnsServer) -> Config {
+    let mut c = bare_config();
+    c.upstream = format!("{NAME}:{}", cluster.port()).parse().unwrap();
+    c.discovery.resolver = ResolverSpec::At(dns.addr());
+    c.check.user = cluster.user().to_owned();
+    c.check.database = cluster.database().to_owned();
+    c.check.password_env = Some("TEST_PASSWORD".into());
+    c.check.password = Some(Secret::new(cluster.password()));
+    c
 }
 
 /// Logs for a failing test: `RUST_LOG=pgbalancer=debug cargo test …`.
@@ -130,13 +142,38 @@ impl Lab {
 
     /// Waits until each named node is up in pgbalancer.
     pub async fn wait_up(&self, names: &[&str]) -> Status {
+        self.wait_state(names, "up").await
+    }
+
+    /// Waits until each named node is marked down in pgbalancer.
+    pub async fn wait_down(&self, names: &[&str]) -> Status {
+        self.wait_state(names, "down").await
+    }
+
+    async fn wait_state(&self, names: &[&str], state: &str) -> Status {
         let addrs: Vec<SocketAddr> = names.iter().map(|n| self.addr_of(n)).collect();
-        self.wait_status(&format!("{names:?} up"), |s| {
+        self.wait_status(&format!("{names:?} {state}"), |s| {
             addrs
                 .iter()
-                .all(|a| s.backend(*a).is_some_and(|b| b.state == "up"))
+                .all(|a| s.backend(*a).is_some_and(|b| b.state == state))
         })
         .await
+    }
+
+    /// Stops a replica (`pg_ctl stop -m fast`); it stays in DNS.
+    pub async fn stop(&self, name: &str) {
+        let node = self.cluster.replica(name).expect("no such replica");
+        node.stop()
+            .await
+            .unwrap_or_else(|e| panic!("stop {name}: {e}"));
+    }
+
+    /// Starts a stopped replica again and waits until it accepts logins.
+    pub async fn restart(&self, name: &str) {
+        let node = self.cluster.replica(name).expect("no such replica");
+        node.start()
+            .await
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
     }
 }
 
