@@ -204,11 +204,7 @@ async fn the_binary_serves_keeps_the_password_secret_and_stops_on_sigterm() {
         "shows where the password comes from"
     );
 
-    let mut client_config = cluster.replicas()[0].config();
-    client_config
-        .host(listen.ip().to_string())
-        .port(listen.port());
-    let client = support::connect(&client_config)
+    let client = support::connect(&support::client_config(&cluster, listen))
         .await
         .expect("login through the binary");
     let row = client.query_one("SHOW cluster_name", &[]).await.unwrap();
@@ -217,7 +213,14 @@ async fn the_binary_serves_keeps_the_password_secret_and_stops_on_sigterm() {
 
     let (code, metrics) = http_get(admin, "/metrics").await;
     assert_eq!(code, 200);
-    assert!(metrics.contains("pgbalancer_backend_up{"), "{metrics}");
+    let pg1 = cluster.replicas()[0].addr();
+    let relayed =
+        format!("pgbalancer_backend_connections_total{{backend=\"{pg1}\",result=\"ok\"}} 1");
+    assert!(
+        metrics.contains(&relayed),
+        "the session went through: {metrics}"
+    );
+    assert!(metrics.contains(&format!("pgbalancer_backend_up{{backend=\"{pg1}\"}} 1")));
     let (code, page) = http_get(admin, "/").await;
     assert_eq!(code, 200);
     assert!(page.contains("<table>") && page.contains(&cluster.replicas()[0].addr().to_string()));

@@ -98,16 +98,7 @@ impl Lab {
 
     /// Client settings for pgbalancer's listener, as the application user.
     pub fn client_config(&self) -> tokio_postgres::Config {
-        let addr = self.pgb.listen_addr();
-        let mut c = tokio_postgres::Config::new();
-        c.host(addr.ip().to_string())
-            .port(addr.port())
-            .user(self.cluster.user())
-            .password(self.cluster.password())
-            .dbname(self.cluster.database())
-            .ssl_mode(SslMode::Disable)
-            .connect_timeout(Duration::from_secs(10));
-        c
+        client_config(&self.cluster, self.pgb.listen_addr())
     }
 
     pub async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
@@ -175,6 +166,14 @@ impl Lab {
             .await
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
     }
+}
+
+/// Settings to log in as the cluster's application user at `addr` (a pgbalancer listener).
+pub fn client_config(cluster: &PgCluster, addr: SocketAddr) -> tokio_postgres::Config {
+    let mut c = cluster.app_config_at(addr);
+    c.ssl_mode(SslMode::Disable)
+        .connect_timeout(Duration::from_secs(10));
+    c
 }
 
 pub async fn connect(config: &tokio_postgres::Config) -> Result<Client, tokio_postgres::Error> {
