@@ -229,6 +229,13 @@ impl PgCluster {
         self.primary.addr().port()
     }
 
+    /// Settings to log in as the application user at `addr`: a balancer or proxy in front of the
+    /// cluster. (Use this rather than changing a node's [`PgNode::config`]: tokio-postgres adds
+    /// hosts and ports to a list, so the node would still be tried first.)
+    pub fn app_config_at(&self, addr: SocketAddr) -> Config {
+        self.creds.app_config(addr)
+    }
+
     pub fn user(&self) -> &str {
         APP_USER
     }

@@ -1,0 +1,64 @@
+//! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process is alive), `/status`
+//! (JSON snapshot) and `/`, an HTML stats page in the spirit of HAProxy's.
+
+mod page;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tracing::warn;
+
+use crate::server::Shared;
+use crate::status::Status;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/status", get(status))
+        .with_state(shared)
+}
+
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    if let Err(e) = axum::serve(listener, router(shared)).await {
+        warn!(error = %e, "admin listener stopped");
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.metrics.render() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// Liveness only: a database outage must not get pgbalancer restarted; its clients are told by
+/// the 57P03 error instead.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
+    Json(Status::collect(&shared))
+}
+
+async fn index(State(shared): State<Arc<Shared>>) -> Html<String> {
+    Html(page::render(&Status::collect(&shared)))
+}

@@ -1,0 +1,268 @@
+//! One client connection: read its first packet, route it (a cancel to the session's server, a
+//! new session to the next healthy backend, trying the next one while the client has seen
+//! nothing), answer like Postgres when there is no backend or the packet is bad, then relay.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::cancel::{self, KeyGuard};
+use crate::config::OnDown;
+use crate::pool::Backend;
+use crate::protocol::{self, FirstPacket, PacketError, CANNOT_CONNECT_NOW, PROTOCOL_VIOLATION};
+use crate::relay;
+use crate::server::Shared;
+
+/// At most this many packets before the StartupMessage: GSSENCRequest, then SSLRequest.
+const MAX_NEGOTIATIONS: usize = 2;
+/// After an error, how much of the client's unread input to swallow, and for how long.
+const DRAIN_LIMIT: usize = 256 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_millis(500);
+
+pub async fn handle(mut client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let outcome = serve(&mut client, &shared).await;
+    shared.metrics.clients.with_label_values(&[outcome]).inc();
+    debug!(%peer, outcome, "client connection done");
+}
+
+/// Serves one client; returns the outcome label for `pgbalancer_client_connections_total`.
+async fn serve(client: &mut TcpStream, shared: &Shared) -> &'static str {
+    let mut packet = match read_packet(client, shared).await {
+        Ok(p) => p,
+        Err(outcome) => return outcome,
+    };
+    if let FirstPacket::Cancel(key) = packet {
+        let route = cancel::route(&shared.cancels, &shared.pool, &key);
+        shared
+            .metrics
+            .cancels
+            .with_label_values(&[route.label()])
+            .inc();
+        cancel::forward(key, &route, shared.config.connect_timeout).await;
+        return "cancel";
+    }
+    let mut server = connect(shared).await;
+    if server.is_none() {
+        shared.metrics.no_backend.inc();
+    }
+    for _ in 0..=MAX_NEGOTIATIONS {
+        match (packet, server.as_mut()) {
+            (FirstPacket::Startup { raw }, Some((backend, stream))) => {
+                if let Err(e) = stream.write_all(&raw).await {
+                    warn!(backend = %backend.addr, error = %e, "could not forward the startup packet");
+                    return "relayed";
+                }
+                return run_session(client, stream, backend, shared, true).await;
+            }
+            (FirstPacket::Startup { .. }, None) => {
+                let message = no_backend_message(shared);
+                info!(reason = %message, "no healthy backend for a client");
+                send_error(client, CANNOT_CONNECT_NOW, &message).await;
+                return "no_backend";
+            }
+            (request @ (FirstPacket::Ssl | FirstPacket::GssEnc), Some((backend, stream))) => {
+                match negotiate(client, stream, &request).await {
+                    // Encryption accepted: from here on the bytes are opaque, and the cancel key
+                    // is inside TLS; a cancel for this session will be fanned out.
+                    Ok(true) => return run_session(client, stream, backend, shared, false).await,
+                    Ok(false) => {}
+                    Err(e) => {
+                        debug!(backend = %backend.addr, error = %e, "encryption negotiation failed");
+                        return "closed";
+                    }
+                }
+            }
+            // Refuse encryption as a server would, so the client goes on to its StartupMessage
+            // and can be told in plain words why it gets no server.
+            (FirstPacket::Ssl | FirstPacket::GssEnc, None) => {
+                if client.write_all(b"N").await.is_err() {
+                    return "closed";
+                }
+            }
+            (FirstPacket::Cancel(_), _) => {
+                send_error(
+                    client,
+                    PROTOCOL_VIOLATION,
+                    "pgbalancer: CancelRequest after an encryption request",
+                )
+                .await;
+                return "bad_request";
+            }
+        }
+        packet = match read_packet(client, shared).await {
+            Ok(p) => p,
+            Err(outcome) => return outcome,
+        };
+    }
+    send_error(
+        client,
+        PROTOCOL_VIOLATION,
+        "pgbalancer: too many encryption requests",
+    )
+    .await;
+    "bad_request"
+}
+
+/// Forwards an SSLRequest or GSSENCRequest and passes the server's one-byte answer back. True
+/// when the server accepted (anything but `N`): relay opaque bytes from now on.
+async fn negotiate(
+    client: &mut TcpStream,
+    server: &mut TcpStream,
+    request: &FirstPacket,
+) -> std::io::Result<bool> {
+    server.write_all(&request.encode()).await?;
+    let answer = server.read_u8().await?;
+    client.write_all(&[answer]).await?;
+    Ok(answer != b'N')
+}
+
+async fn run_session(
+    client: &mut TcpStream,
+    server: &mut TcpStream,
+    backend: &Arc<Backend>,
+    shared: &Shared,
+    scan: bool,
+) -> &'static str {
+    let m = &backend.metrics;
+    m.active.inc();
+    let mut key_guard: Option<KeyGuard> = None;
+    let relayed = relay::relay(client, server, backend, scan, |key| {
+        key_guard = Some(shared.cancels.register(key, backend.addr));
+    });
+    let shutdown_on_down = shared.config.on_down == OnDown::Shutdown;
+    tokio::select! {
+        result = relayed => {
+            if let Err(e) = result {
+                debug!(backend = %backend.addr, error = %e, "session ended with an error");
+            }
+        }
+        () = backend.wait_down(), if shutdown_on_down => {
+            info!(backend = %backend.addr, "closing a session: its backend was marked down");
+        }
+    }
+    m.active.dec();
+    "relayed"
+}
+
+/// The next healthy backend that accepts a TCP connection, trying the others in round-robin order
+/// when one refuses; with none, waits for the pool to change until the hold timeout.
+async fn connect(shared: &Shared) -> Option<(Arc<Backend>, TcpStream)> {
+    let deadline = Instant::now() + shared.config.hold_timeout;
+    let mut failed: HashSet<SocketAddr> = HashSet::new();
+    loop {
+        let version = shared.pool.version();
+        for backend in shared.pool.next_round() {
+            if failed.contains(&backend.addr) {
+                continue;
+            }
+            let attempt = tokio::time::timeout(
+                shared.config.connect_timeout,
+                TcpStream::connect(backend.addr),
+            )
+            .await;
+            match attempt {
+                Ok(Ok(stream)) => {
+                    // Postgres messages are small and latency-bound.
+                    let _ = stream.set_nodelay(true);
+                    backend.metrics.connected.inc();
+                    return Some((backend, stream));
+                }
+                Ok(Err(e)) => {
+                    warn!(backend = %backend.addr, error = %e, "connect failed; trying the next backend");
+                }
+                Err(_) => {
+                    warn!(backend = %backend.addr, timeout = ?shared.config.connect_timeout, "connect timed out; trying the next backend");
+                }
+            }
+            backend.metrics.connect_failed.inc();
+            failed.insert(backend.addr);
+        }
+        shared.metrics.waiting.inc();
+        let changed = shared.pool.wait_change(version, deadline).await;
+        shared.metrics.waiting.dec();
+        if !changed {
+            return None;
+        }
+        // Something changed (a check passed, DNS moved): every backend deserves a new try.
+        failed.clear();
+    }
+}
+
+/// Reads the next startup-phase packet; on failure answers the client (when it is worth it) and
+/// returns the outcome label.
+async fn read_packet(client: &mut TcpStream, shared: &Shared) -> Result<FirstPacket, &'static str> {
+    let read = tokio::time::timeout(
+        shared.config.client_timeout,
+        protocol::read_first_packet(client),
+    )
+    .await;
+    match read {
+        Ok(Ok(packet)) => Ok(packet),
+        Err(_) => Err("timeout"),
+        // Closed before a full packet: a TCP probe, or a client that gave up. Nobody to answer.
+        Ok(Err(PacketError::Io(_))) => Err("closed"),
+        Ok(Err(e)) => {
+            info!(error = %e, "refusing a bad first packet");
+            send_error(client, PROTOCOL_VIOLATION, &format!("pgbalancer: {e}")).await;
+            Err("bad_request")
+        }
+    }
+}
+
+async fn send_error(client: &mut TcpStream, sqlstate: &str, message: &str) {
+    let msg = protocol::error_response(sqlstate, message);
+    // The client may be gone already; there is no one else to tell.
+    if client.write_all(&msg).await.is_err() || client.shutdown().await.is_err() {
+        return;
+    }
+    // Closing a socket with unread input sends a RST, which can destroy the error before the
+    // client reads it (an oversized packet leaves plenty unread). Read what the client still
+    // sends, bounded, until it closes.
+    let mut sink = [0u8; 4096];
+    let drain = async {
+        let mut left = DRAIN_LIMIT;
+        while left > 0 {
+            match client.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+}
+
+/// "pgbalancer: no healthy server for NAME:PORT after 5s (2 in DNS: 127.0.2.2:5432: login failed…)".
+fn no_backend_message(shared: &Shared) -> String {
+    let backends = shared.pool.all();
+    let why = if backends.is_empty() {
+        "DNS lists no servers".to_owned()
+    } else {
+        let reasons: Vec<String> = backends
+            .iter()
+            .map(|b| {
+                let reason = match b.health().last {
+                    Some(c) => c
+                        .result
+                        .err()
+                        .unwrap_or_else(|| "passing, not yet up".into()),
+                    None => "not checked yet".into(),
+                };
+                format!("{}: {reason}", b.addr)
+            })
+            .collect();
+        format!(
+            "{} in DNS, none healthy: {}",
+            backends.len(),
+            reasons.join("; ")
+        )
+    };
+    format!(
+        "pgbalancer: no healthy server for {} after waiting {:?} ({why})",
+        shared.config.upstream, shared.config.hold_timeout
+    )
+}

@@ -1,0 +1,253 @@
+//! The binary as an operator runs it: `--check-config`, exit code 2 on bad config, the drop-in
+//! command line against a real cluster, secrets kept out of logs and the admin pages, SIGTERM.
+
+mod support;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::{http_get, wait_for, NAME};
+use testkit::{DnsServer, PgCluster};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pgbalancer");
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pgbalancer.example.yaml");
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("PGBALANCER_CHECK_PASSWORD")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run pgbalancer");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_accepts_the_example_and_prints_no_password() {
+    let (code, stdout, stderr) = run(
+        &["--config", EXAMPLE, "--check-config"],
+        &[("PGBALANCER_CHECK_PASSWORD", "example-secret-pw")],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("configuration ok"), "{stdout}");
+    assert!(stdout.contains("postgres-replicas.highload-dns.svc.cluster.local"));
+    assert!(!stdout.contains("example-secret-pw"), "{stdout}");
+}
+
+#[test]
+fn bad_config_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    const OK: &str = "upstream: a.example:5432\n";
+    const CHECK: &str = "check:\n  user: u\n  database: d\n";
+    let cases = [
+        (format!("{OK}{CHECK}  fall: 0\n"), "check.fall"),
+        (format!("{OK}{CHECK}  interval: often\n"), "check.interval"),
+        (format!("{OK}{CHECK}upstreams: x:1\n"), "upstreams"),
+        (format!("{OK}{CHECK}hold_timeout: 5\n"), "hold_timeout"),
+        (format!("upstream: no-port\n{CHECK}"), "upstream"),
+        (format!("{OK}check:\n  user: u\n"), "check.database"),
+    ];
+    for (i, (yaml, key)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad{i}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        let (code, _, stderr) = run(&["--config", path.to_str().unwrap(), "--check-config"], &[]);
+        assert_eq!(code, 2, "{yaml}: {stderr}");
+        assert!(
+            stderr.contains(key),
+            "{yaml}: the error names `{key}`: {stderr}"
+        );
+    }
+    let (code, _, stderr) = run(
+        &[
+            "--check-user",
+            "u",
+            "--check-database",
+            "d",
+            "--check-config",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("upstream"), "{stderr}");
+    let (code, _, stderr) = run(&["--role", "leader"], &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--role"), "{stderr}");
+    let (code, _, stderr) = run(
+        &[
+            "--upstream",
+            "a:1",
+            "--check-user",
+            "u",
+            "--check-database",
+            "d",
+            "--check-password-env",
+            "PGB_UNSET_VAR",
+            "--check-config",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("check.password_env") && stderr.contains("PGB_UNSET_VAR"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let (code, stdout, _) = run(&["--help"], &[]);
+    assert_eq!(code, 0);
+    for flag in [
+        "--listen",
+        "--upstream",
+        "--admin",
+        "--check-user",
+        "--check-database",
+        "--check-password-env",
+        "--resolver",
+        "--config",
+        "--check-config",
+        "--role",
+        "--on-down",
+        "--check-interval",
+        "--check-timeout",
+        "--fall",
+        "--rise",
+        "--max-lag",
+        "--max-lag-bytes",
+        "--hold-timeout",
+        "--connect-timeout",
+        "--client-timeout",
+        "--shutdown-grace",
+        "--resolve-interval",
+        "--log-format",
+    ] {
+        assert!(stdout.contains(flag), "--help lacks {flag}");
+    }
+}
+
+/// The drop-in command line against a real cluster: serves, shows status, never shows the
+/// password (not in logs at debug level, not in /status, /metrics or /), exits 0 on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_keeps_the_password_secret_and_stops_on_sigterm() {
+    let cluster = PgCluster::start(1).await.expect("start Postgres");
+    let dns = DnsServer::start(Ipv4Addr::LOCALHOST).await.unwrap();
+    dns.set(NAME, &cluster.replica_ips());
+    let password = cluster.password().to_owned();
+
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(["--upstream", &format!("{NAME}:{}", cluster.port())])
+        .args([
+            "--check-user",
+            cluster.user(),
+            "--check-database",
+            cluster.database(),
+        ])
+        .args(["--check-password-env", "PGB_TEST_PASSWORD"])
+        .args([
+            "--resolver",
+            &dns.addr().to_string(),
+            "--check-interval",
+            "200ms",
+        ])
+        .env("PGB_TEST_PASSWORD", &password)
+        .env("RUST_LOG", "debug")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn pgbalancer");
+    let log = Arc::new(Mutex::new(String::new()));
+    let reader = tokio::spawn({
+        let log = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        }
+    });
+    let field = |name: &str| -> Option<SocketAddr> {
+        let log = log.lock().unwrap();
+        let line = log.lines().find(|l| l.contains("pgbalancer started"))?;
+        let start = line.find(&format!("{name}="))? + name.len() + 1;
+        line[start..].split_whitespace().next()?.parse().ok()
+    };
+    let admin = wait_for("the started line", Duration::from_secs(20), || {
+        field("admin")
+    })
+    .await;
+    let listen = field("listen").unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let (code, body) = http_get(admin, "/status").await;
+        assert_eq!(code, 200);
+        if body.contains("\"state\":\"up\"") {
+            break body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never up: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        status.contains("PGB_TEST_PASSWORD"),
+        "shows where the password comes from"
+    );
+
+    let client = support::connect(&support::client_config(&cluster, listen))
+        .await
+        .expect("login through the binary");
+    let row = client.query_one("SHOW cluster_name", &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "pg1");
+    drop(client);
+
+    let (code, metrics) = http_get(admin, "/metrics").await;
+    assert_eq!(code, 200);
+    let pg1 = cluster.replicas()[0].addr();
+    let relayed =
+        format!("pgbalancer_backend_connections_total{{backend=\"{pg1}\",result=\"ok\"}} 1");
+    assert!(
+        metrics.contains(&relayed),
+        "the session went through: {metrics}"
+    );
+    assert!(metrics.contains(&format!("pgbalancer_backend_up{{backend=\"{pg1}\"}} 1")));
+    let (code, page) = http_get(admin, "/").await;
+    assert_eq!(code, 200);
+    assert!(page.contains("<table>") && page.contains(&cluster.replicas()[0].addr().to_string()));
+    assert_eq!(http_get(admin, "/healthz").await.0, 200);
+    for (what, text) in [("/status", &status), ("/metrics", &metrics), ("/", &page)] {
+        assert!(!text.contains(&password), "{what} shows the password");
+    }
+
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert_eq!(exit.code(), Some(0), "clean exit on SIGTERM");
+    reader.await.unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(
+        log.contains("health check") || log.contains("backend up"),
+        "debug logs were on: {log}"
+    );
+    assert!(
+        !log.contains(&password),
+        "the log shows the password:\n{log}"
+    );
+}
