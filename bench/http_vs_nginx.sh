@@ -3,6 +3,7 @@
 # interleaved rounds (direct, nginx, ours, direct, nginx, ours, ...), medians reported.
 #
 #   bench/http_vs_nginx.sh [ROUNDS] [SECONDS] [CONNECTIONS]
+#   BASELINE=/path/to/older/proxy bench/http_vs_nginx.sh ...   # also runs that binary, for before/after
 #
 # Needs nginx and wrk (scripts/setup.sh --demo installs them) and a release build of the proxy
 # (built here when missing). Everything listens on 127.0.3.x; the script stops what it started.
@@ -16,6 +17,8 @@ origin=127.0.3.1:8000
 nginx_proxy=127.0.3.2:8080
 ours=127.0.3.3:8080
 ours_admin=127.0.3.3:9091
+baseline=127.0.3.4:8080
+targets=(direct nginx ours)
 
 for tool in nginx wrk; do
     command -v "$tool" >/dev/null || { echo "missing $tool: scripts/setup.sh --demo installs it" >&2; exit 1; }
@@ -55,8 +58,15 @@ nginx_conf nginx "upstream backend { server $origin; keepalive 64; }
              proxy_set_header Connection \"\"; add_header X-Upstream-Addr \$upstream_addr; } }"
 RUST_LOG=warn target/release/proxy --listen "$ours" --admin "$ours_admin" --upstream "$origin" --threads 1 &
 pids+=($!)
+addrs=("$origin" "$nginx_proxy" "$ours")
+if [ -n "${BASELINE:-}" ]; then
+    RUST_LOG=warn "$BASELINE" --listen "$baseline" --admin 127.0.3.4:9091 --upstream "$origin" --threads 1 &
+    pids+=($!)
+    targets+=(baseline)
+    addrs+=("$baseline")
+fi
 
-for addr in "$origin" "$nginx_proxy" "$ours"; do
+for addr in "${addrs[@]}"; do
     for _ in $(seq 100); do curl -fs "http://$addr/users" >/dev/null 2>&1 && break; sleep 0.1; done
     curl -fs "http://$addr/users" >/dev/null || { echo "$addr does not answer" >&2; exit 1; }
 done
@@ -73,8 +83,8 @@ run() { # $1 addr -> "rps p99_ms"
 
 declare -A results
 for r in $(seq "$rounds"); do
-    for name in direct nginx ours; do
-        case "$name" in direct) addr=$origin ;; nginx) addr=$nginx_proxy ;; ours) addr=$ours ;; esac
+    for name in "${targets[@]}"; do
+        case "$name" in direct) addr=$origin ;; nginx) addr=$nginx_proxy ;; ours) addr=$ours ;; baseline) addr=$baseline ;; esac
         line="$(run "$addr")"
         results[$name]+="$line;"
         echo "round $r $name: $line (req/s, p99 ms)" >&2
@@ -83,7 +93,7 @@ done
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 printf '| target | req/s (median of %s) | p99 ms (median) |\n|---|---|---|\n' "$rounds"
-for name in direct nginx ours; do
+for name in "${targets[@]}"; do
     rps="$(tr ';' '\n' <<<"${results[$name]}" | awk 'NF {print $1}' | median)"
     p99="$(tr ';' '\n' <<<"${results[$name]}" | awk 'NF {print $2}' | median)"
     printf '| %s | %s | %s |\n' "$name" "$rps" "$p99"
