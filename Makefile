@@ -1,7 +1,17 @@
 # The README's commands. Each installs what it needs first (scripts/setup.sh).
-.PHONY: test setup lint
+.PHONY: demo test setup lint
+
+# The failover demo: the original lab's phases under load, through our proxy and pgbalancer, then
+# nginx (as in the original lab), nginx with the resolver workaround, and HAProxy. Results in
+# bench/results/. Pass lab flags with DEMO_ARGS, e.g. make demo DEMO_ARGS="--proxies ours,nginx --phase 5s".
+DEMO_ARGS ?=
+demo:
+	@scripts/setup.sh --demo
+	cargo build --release --locked -p proxy -p pgbalancer -p backend -p bench
+	target/release/lab $(DEMO_ARGS)
 
 test: setup
+	cargo build --workspace --bins --locked
 	cargo test --workspace --locked
 	k8s/check.sh
 

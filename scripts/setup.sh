@@ -3,7 +3,8 @@
 # already there. Called by `make test` and `make demo`; safe to run again.
 #
 #   scripts/setup.sh            packages the build and tests need
-#   scripts/setup.sh --demo     also nginx and HAProxy, for the head-to-head runs
+#   scripts/setup.sh --demo     also nginx, HAProxy, wrk and a font for the charts, for the demo
+#                               and the head-to-head runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,8 @@ have_cmd cmake || want+=(cmake)          # Pingora's build (libz-ng-sys) needs i
 pg_bin >/dev/null || want+=(postgresql)
 have_cmd pgbench || want+=(postgresql-contrib)
 have_cmd c++ || want+=(g++)
+# The lab makes a deleted pod's IP stop answering with iptables (as root), as in a cluster.
+have_cmd iptables || want+=(iptables)
 # k8s/check.sh: render the manifests, lint the scripts, and a venv for kubernetes-validate.
 have_cmd kubectl || want+=(kubernetes-client)
 have_cmd shellcheck || want+=(shellcheck)
@@ -32,6 +35,8 @@ if [ "${1:-}" = "--demo" ]; then
     have_cmd nginx || want+=(nginx-light)
     have_cmd haproxy || want+=(haproxy)
     have_cmd wrk || want+=(wrk)
+    have_cmd curl || want+=(curl)
+    [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || want+=(fonts-dejavu-core)
 fi
 if [ "${#want[@]}" -gt 0 ]; then
     echo "setup: installing ${want[*]}"

@@ -1,0 +1,193 @@
+//! The cluster on loopback: a DNS server for `svc.cluster.local`, a Postgres primary with two
+//! streaming replicas, a Postgres balancer, and backend pods, each on an IP of its own. Pods
+//! behave as in Kubernetes: a deleted pod leaves DNS at once, gets SIGTERM, and once it has
+//! exited its IP stops answering; a replacement gets a new IP and enters DNS once ready.
+
+mod backends;
+mod db;
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use testkit::names::{cluster_fqdn, BACKEND_SERVICE, POSTGRES_REPLICAS_SERVICE};
+use testkit::{DnsServer, PgCluster};
+
+pub use backends::Backend;
+
+use crate::bins::Bins;
+use crate::blackhole::Blackhole;
+use crate::opts::Db;
+use crate::process::Process;
+
+pub const DNS_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 100, 53);
+const PG_FIRST_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 102, 1);
+
+/// What is ready now, read by the load at every request.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    pub backends: AtomicUsize,
+    pub replicas: AtomicUsize,
+}
+
+impl Readiness {
+    /// At least one backend and one replica are in DNS.
+    pub fn serving(&self) -> bool {
+        self.backends.load(Ordering::Relaxed) > 0 && self.replicas.load(Ordering::Relaxed) > 0
+    }
+}
+
+pub struct Cluster {
+    pub dns: DnsServer,
+    pub pg: PgCluster,
+    pub ready: Arc<Readiness>,
+    pub bins: Bins,
+    pub work: PathBuf,
+    blackhole: Arc<Blackhole>,
+    backends: Vec<Backend>,
+    next_backend: u8,
+    replicas_in_dns: BTreeSet<String>,
+    db: Option<(Db, Process, SocketAddr)>,
+    shutdown_delay: Duration,
+}
+
+impl Cluster {
+    pub async fn start(
+        bins: Bins,
+        work: PathBuf,
+        blackhole: Arc<Blackhole>,
+        shutdown_delay: Duration,
+    ) -> anyhow::Result<Self> {
+        let dns = DnsServer::start(DNS_IP)
+            .await
+            .context("starting the DNS server")?;
+        // CoreDNS in k3s answers with TTL 5 s.
+        dns.set_ttl(5);
+        let pg = PgCluster::builder()
+            .replicas(2)
+            .first_ip(PG_FIRST_IP)
+            .start()
+            .await
+            .context("starting Postgres (primary + 2 streaming replicas)")?;
+        let mut cluster = Self {
+            dns,
+            pg,
+            ready: Arc::default(),
+            bins,
+            work,
+            blackhole,
+            backends: Vec::new(),
+            next_backend: 1,
+            replicas_in_dns: BTreeSet::new(),
+            db: None,
+            shutdown_delay,
+        };
+        for name in cluster.replica_names() {
+            cluster.replicas_in_dns.insert(name);
+        }
+        cluster.publish_replicas();
+        Ok(cluster)
+    }
+
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.dns.addr()
+    }
+
+    pub fn backend_fqdn() -> String {
+        cluster_fqdn(BACKEND_SERVICE)
+    }
+
+    pub fn replicas_fqdn() -> String {
+        cluster_fqdn(POSTGRES_REPLICAS_SERVICE)
+    }
+
+    pub fn replica_names(&self) -> Vec<String> {
+        self.pg
+            .replicas()
+            .iter()
+            .map(|r| r.name().to_owned())
+            .collect()
+    }
+
+    /// Backends in DNS now, oldest first.
+    pub fn backends(&self) -> &[Backend] {
+        &self.backends
+    }
+
+    fn publish_backends(&self) {
+        let ips: Vec<_> = self.backends.iter().map(|b| b.ip).collect();
+        self.dns.set(&Self::backend_fqdn(), &ips);
+        self.ready.backends.store(ips.len(), Ordering::Relaxed);
+    }
+
+    fn publish_replicas(&self) {
+        let ips: Vec<_> = self
+            .pg
+            .replicas()
+            .iter()
+            .filter(|r| self.replicas_in_dns.contains(r.name()))
+            .map(|r| r.ip())
+            .collect();
+        self.dns.set(&Self::replicas_fqdn(), &ips);
+        self.ready.replicas.store(ips.len(), Ordering::Relaxed);
+    }
+
+    /// Deletes replica `name` as Kubernetes does with a grace period: out of DNS at once, stopped
+    /// after the shutdown delay (a preStop sleep, so balancers stop routing to it first), then its
+    /// IP silent. The load keeps running meanwhile.
+    pub async fn delete_replica(&mut self, name: &str) -> anyhow::Result<()> {
+        self.replicas_in_dns.remove(name);
+        self.publish_replicas();
+        tokio::time::sleep(self.shutdown_delay).await;
+        let node = self.pg.replica(name).context("no such replica")?;
+        node.stop()
+            .await
+            .with_context(|| format!("stopping replica {name}"))?;
+        self.blackhole.drop_ip(node.ip());
+        Ok(())
+    }
+
+    /// Brings replica `name` back (same data directory and IP) and puts it in DNS once it runs.
+    pub async fn restore_replica(&mut self, name: &str) -> anyhow::Result<()> {
+        let node = self.pg.replica(name).context("no such replica")?;
+        self.blackhole.restore_ip(node.ip());
+        if !node.is_running() {
+            node.start()
+                .await
+                .with_context(|| format!("starting replica {name}"))?;
+        }
+        self.replicas_in_dns.insert(name.to_owned());
+        self.publish_replicas();
+        Ok(())
+    }
+
+    /// The database address backends use.
+    pub fn db_addr(&self) -> Option<SocketAddr> {
+        self.db.as_ref().map(|(_, _, addr)| *addr)
+    }
+
+    /// Resets to the baseline for a new run: the Postgres balancer `db`, both replicas in DNS, and
+    /// two fresh backend pods.
+    pub async fn reset(&mut self, db: Db) -> anyhow::Result<()> {
+        for backend in std::mem::take(&mut self.backends) {
+            backend.kill().await;
+        }
+        self.publish_backends();
+        for name in self.replica_names() {
+            self.restore_replica(&name).await?;
+        }
+        if self.db.as_ref().map(|(d, _, _)| *d) != Some(db) {
+            self.db = None;
+            let (process, addr) = db::start(db, self).await?;
+            self.db = Some((db, process, addr));
+        }
+        for _ in 0..2 {
+            self.add_backend().await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,171 @@
+//! The lab: the k3d cluster played on one machine with real parts, and the original lab's
+//! failover demo replayed under steady load through each proxy in turn.
+//!
+//! [`cluster`] runs the pods (Postgres primary and replicas, backends, a Postgres balancer) and
+//! the DNS server; [`fronts`] starts each proxy under test; [`load`] sends the steady load;
+//! [`scenario`] plays the phases; [`report`] and [`plot`] turn the samples into tables, JSON and a
+//! PNG timeline. [`run`] ties them together.
+
+pub mod bins;
+pub mod blackhole;
+pub mod cluster;
+pub mod fronts;
+pub mod load;
+pub mod opts;
+pub mod plot;
+mod process;
+pub mod report;
+pub mod scenario;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+
+pub use opts::{Front, Opts};
+pub use report::Run;
+
+use crate::cluster::Cluster;
+
+#[derive(Debug, Serialize)]
+pub struct Results {
+    pub settings: Settings,
+    pub runs: Vec<Run>,
+    /// Proxies that were asked for but could not run, with why.
+    pub skipped: Vec<(String, String)>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Settings {
+    pub phase_s: f64,
+    pub rate: u32,
+    pub start_delay_s: f64,
+    pub request_timeout_s: f64,
+    pub shutdown_delay_s: f64,
+    pub blackhole: &'static str,
+}
+
+/// Runs the demo for every proxy in `opts`, prints the tables, writes the results.
+pub async fn run(opts: Opts) -> anyhow::Result<Results> {
+    let bins = bins::Bins::locate(opts.bin_dir.as_deref())?;
+    let blackhole = Arc::new(blackhole::Blackhole::setup());
+    println!("lab: {}", blackhole.describe());
+    let work = tempfile::Builder::new()
+        .prefix("lab-")
+        .tempdir()
+        .context("creating a work directory")?;
+    println!(
+        "lab: starting Postgres (primary + 2 streaming replicas) and DNS; logs in {}",
+        work.path().display()
+    );
+    let mut cluster = Cluster::start(
+        bins,
+        work.path().to_owned(),
+        Arc::clone(&blackhole),
+        opts.shutdown_delay,
+    )
+    .await?;
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("creating {}", opts.out.display()))?;
+
+    let mut runs = Vec::new();
+    let mut skipped = Vec::new();
+    for &front in &opts.proxies {
+        if let Some(why) = fronts::missing(front) {
+            println!("\nlab: skipping {}: {why}", front.name());
+            skipped.push((front.name().to_owned(), why));
+            continue;
+        }
+        println!(
+            "\n######## {} (Postgres via {}) ########",
+            front.name(),
+            front.db().name()
+        );
+        cluster.reset(front.db()).await?;
+        let (mut proxy, addr) = fronts::start(front, &cluster).await?;
+        let load = load::Load::start(
+            addr,
+            opts.rate,
+            opts.request_timeout,
+            opts.quiet,
+            Arc::clone(&cluster.ready),
+        );
+        let phases = scenario::run(&mut cluster, &load, &opts).await;
+        let samples = load.finish().await;
+        proxy.wait_or_kill(Duration::ZERO).await;
+        let phases = phases?;
+        let run = report::summarize(front, &phases, &samples);
+        println!("\n{}", report::table(&run));
+        let png = opts.out.join(format!("lab-{}.png", front.name()));
+        let title = format!(
+            "{} (Postgres via {}): every request, failures in red",
+            front.name(),
+            front.db().name()
+        );
+        match plot::timeline(
+            &png,
+            &title,
+            &phases,
+            &samples,
+            opts.request_timeout.as_secs_f64() * 1000.0,
+        ) {
+            Ok(()) => println!("timeline: {}", png.display()),
+            Err(e) => println!("timeline not drawn: {e:#}"),
+        }
+        runs.push(run);
+    }
+
+    let results = Results {
+        settings: Settings {
+            phase_s: opts.phase.as_secs_f64(),
+            rate: opts.rate,
+            start_delay_s: opts.start_delay.as_secs_f64(),
+            request_timeout_s: opts.request_timeout.as_secs_f64(),
+            shutdown_delay_s: opts.shutdown_delay.as_secs_f64(),
+            blackhole: if blackhole.describe().starts_with("deleted") {
+                "iptables"
+            } else {
+                "refuse"
+            },
+        },
+        runs,
+        skipped,
+    };
+    write(&opts, &results)?;
+    println!("\n{}", report::summary(&results.runs));
+    Ok(results)
+}
+
+fn write(opts: &Opts, results: &Results) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(results)?;
+    for name in ["lab.json", "latest.json"] {
+        let path = opts.out.join(name);
+        std::fs::write(&path, &json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let s = &results.settings;
+    let mut md = format!(
+        "# Failover demo: the original lab's phases under load\n\nCommand: `make demo` (= `target/release/lab --phase {}s --rate {}`). Phase {} s, {} req/s, replacement pods start after {} s, request timeout {} s, backend shutdown delay {} s; deleted pods' IPs: {}.\n\n## Summary\n\n{}\n",
+        s.phase_s, s.rate, s.phase_s, s.rate, s.start_delay_s, s.request_timeout_s, s.shutdown_delay_s, s.blackhole,
+        report::summary(&results.runs)
+    );
+    for (proxy, why) in &results.skipped {
+        md.push_str(&format!("- {proxy} skipped: {why}\n"));
+    }
+    for run in &results.runs {
+        md.push_str(&format!(
+            "\n{}\n![{} timeline](lab-{}.png)\n",
+            report::table(run),
+            run.proxy,
+            run.proxy
+        ));
+    }
+    let path = opts.out.join("lab.md");
+    std::fs::write(&path, md).with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "\nresults: {}, {}",
+        path.display(),
+        opts.out.join("latest.json").display()
+    );
+    Ok(())
+}

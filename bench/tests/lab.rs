@@ -1,0 +1,81 @@
+//! The failover demo, short, through our proxy and pgbalancer: no request fails in any phase, and
+//! every restored replica and pod serves again.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_stack_fails_no_request_in_any_phase_and_restored_pods_serve() {
+    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_lab"))
+        .parent()
+        .expect("target dir")
+        .to_owned();
+    let out = tempfile::tempdir().unwrap();
+    let opts = bench::Opts::parse_from([
+        "lab",
+        "--proxies",
+        "ours",
+        "--phase",
+        "2s",
+        "--start-delay",
+        "1s",
+        "--shutdown-delay",
+        "1s",
+        "--rate",
+        "25",
+        "--quiet",
+        "--bin-dir",
+        bin_dir.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    let results = bench::run(opts).await.expect("the lab ran");
+
+    assert_eq!(results.runs.len(), 1);
+    let run = &results.runs[0];
+    let names: Vec<_> = run.phases.iter().map(|p| p.name).collect();
+    assert_eq!(
+        names,
+        [
+            "0",
+            "A",
+            "A.restore",
+            "B",
+            "B.restore",
+            "C",
+            "C.drop",
+            "C.restore"
+        ]
+    );
+    for phase in &run.phases {
+        assert!(
+            phase.stats.requests > 20,
+            "phase {} had load: {}",
+            phase.name,
+            phase.stats.requests
+        );
+        assert_eq!(
+            phase.stats.failed, 0,
+            "phase {} failed requests: {:?}",
+            phase.name, phase.stats.examples
+        );
+        if phase.restored {
+            let first = phase
+                .first_traffic_s
+                .unwrap_or_else(|| panic!("phase {}: the restored pod never served", phase.name));
+            assert!(
+                first < 5.0,
+                "phase {}: restored pod served after {first:.1} s",
+                phase.name
+            );
+        }
+    }
+    // Both backends and both replicas served after the restores.
+    let latest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("latest.json")).unwrap())
+            .unwrap();
+    assert_eq!(latest["runs"][0]["proxy"], "ours");
+    assert_eq!(latest["runs"][0]["total"]["failed"], 0);
+    assert!(out.path().join("lab.md").is_file());
+}
