@@ -13,7 +13,11 @@ fn metric_names(text: &str) -> BTreeSet<String> {
     while i < bytes.len() {
         let starts_word = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
         let rest = &text[i..];
-        if starts_word && ["proxy_", "pgbalancer_", "backend_"].iter().any(|p| rest.starts_with(p)) {
+        if starts_word
+            && ["proxy_", "pgbalancer_", "backend_"]
+                .iter()
+                .any(|p| rest.starts_with(p))
+        {
             let len = rest
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .unwrap_or(rest.len());
@@ -33,8 +37,10 @@ fn metric_names(text: &str) -> BTreeSet<String> {
 
 #[test]
 fn every_dashboard_metric_is_documented_by_its_crate() {
-    let dashboard = std::fs::read_to_string(format!("{ROOT}/k8s/manifests/config/grafana-dashboard.json"))
-        .expect("reading the dashboard");
+    let dashboard = std::fs::read_to_string(format!(
+        "{ROOT}/k8s/manifests/config/grafana-dashboard.json"
+    ))
+    .expect("reading the dashboard");
     let exprs: String = dashboard
         .lines()
         .filter(|l| l.contains("\"expr\""))
@@ -44,7 +50,8 @@ fn every_dashboard_metric_is_documented_by_its_crate() {
     assert!(names.len() >= 5, "the dashboard queries metrics: {names:?}");
     for name in names {
         let krate = name.split('_').next().unwrap();
-        let readme = std::fs::read_to_string(format!("{ROOT}/{krate}/README.md")).expect("crate README");
+        let readme =
+            std::fs::read_to_string(format!("{ROOT}/{krate}/README.md")).expect("crate README");
         assert!(
             readme.contains(&format!("`{name}`")),
             "the dashboard queries {name}, which {krate}/README.md does not document"
