@@ -8,6 +8,7 @@ mod proxy;
 
 #[allow(unused_imports)]
 pub use load::{failures, Load, Outcome, Sample};
+#[allow(unused_imports)]
 pub use pod::Pod;
 pub use proxy::ProxyProcess;
 
