@@ -1,0 +1,133 @@
+//! HTTP health checks (`--health-path`): an endpoint whose check path answers non-2xx leaves the
+//! rotation even though it still accepts connections, and comes back when the check passes.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::{ip, wait_for, ProxyProcess};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A pod whose `/healthz` answers 200 or 503 as `healthy` says; every other path answers 200
+/// with the pod's name. One request per connection.
+async fn pod(addr: SocketAddr, name: &'static str, healthy: Arc<AtomicBool>) {
+    let listener = TcpListener::bind(addr).await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let healthy = Arc::clone(&healthy);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut n = 0;
+                while !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf[n..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(m) => n += m,
+                    }
+                }
+                let check = buf[..n].starts_with(b"GET /healthz ");
+                let (status, body) = if check && !healthy.load(Ordering::Relaxed) {
+                    ("503 Service Unavailable", "unhealthy".to_owned())
+                } else {
+                    ("200 OK", name.to_owned())
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+}
+
+async fn get(proxy: SocketAddr) -> String {
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.write_all(b"GET /users HTTP/1.1\r\nHost: lab.local\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_http_check_takes_an_endpoint_out_and_a_passing_one_brings_it_back() {
+    let net = 27;
+    let (a, b) = (
+        SocketAddr::from((ip(net, 1), 8000)),
+        SocketAddr::from((ip(net, 2), 8000)),
+    );
+    let b_healthy = Arc::new(AtomicBool::new(true));
+    pod(a, "pod-a", Arc::new(AtomicBool::new(true))).await;
+    pod(b, "pod-b", Arc::clone(&b_healthy)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("proxy.yaml");
+    std::fs::write(
+        &config,
+        format!("groups:\n  - name: pods\n    upstream: {a}\n  - name: b\n    upstream: {b}\n    path_prefix: /users\n"),
+    )
+    .unwrap();
+    // Two groups keep the test simple: "b" serves /users from pod b alone, so the hold shows when
+    // its only endpoint is out.
+    let config = config.to_str().unwrap().to_owned();
+    let proxy = ProxyProcess::start(
+        (ip(net, 254), 8080).into(),
+        (ip(net, 254), 9091).into(),
+        &[
+            "--config",
+            &config,
+            "--health-path",
+            "/healthz",
+            "--hold-timeout",
+            "500ms",
+        ],
+    )
+    .await;
+    assert!(get(proxy.listen).await.contains("pod-b"));
+
+    b_healthy.store(false, Ordering::Relaxed);
+    let listen = proxy.listen;
+    // fall = 2 checks, 1 s apart.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = get(listen).await;
+        if response.starts_with("HTTP/1.1 503") {
+            assert!(response.contains("none of the 1 endpoints"), "{response}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pod b never left the rotation"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = proxy.admin_get("/status").await.unwrap();
+    assert!(status.contains("\"state\":\"down\""), "{status}");
+
+    b_healthy.store(true, Ordering::Relaxed);
+    let back = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&back);
+    let probe = tokio::spawn(async move {
+        for _ in 0..40 {
+            if get(listen).await.contains("pod-b") {
+                flag.store(true, Ordering::Relaxed);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    wait_for(
+        Duration::from_secs(5),
+        "pod b back after a passing check",
+        || back.load(Ordering::Relaxed),
+    )
+    .await;
+    probe.abort();
+}
