@@ -18,6 +18,8 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::config::UpstreamSettings;
 use crate::inflight::{InFlight, InFlightGuard};
+use crate::limits::request::{self as limits, BodyCounter};
+use crate::limits::{connections, Limits};
 use crate::metrics::Attempt;
 use crate::router::Router;
 use crate::upstream::{Endpoint, Group};
@@ -25,6 +27,7 @@ use crate::upstream::{Endpoint, Group};
 pub struct Proxy {
     router: Router,
     settings: UpstreamSettings,
+    limits: Limits,
     inflight: InFlight,
 }
 
@@ -40,14 +43,21 @@ pub struct RequestCtx {
     held: Duration,
     /// Set when the request is answered 503 for want of an endpoint: why.
     unavailable: Option<String>,
+    body: BodyCounter,
     _inflight: InFlightGuard,
 }
 
 impl Proxy {
-    pub fn new(router: Router, settings: UpstreamSettings, inflight: InFlight) -> Self {
+    pub fn new(
+        router: Router,
+        settings: UpstreamSettings,
+        limits: Limits,
+        inflight: InFlight,
+    ) -> Self {
         Self {
             router,
             settings,
+            limits,
             inflight,
         }
     }
@@ -65,6 +75,8 @@ impl ProxyHttp for Proxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
+        // Pingora makes the context right after the request header is parsed.
+        connections::header_complete();
         RequestCtx {
             started: Instant::now(),
             group: None,
@@ -73,12 +85,39 @@ impl ProxyHttp for Proxy {
             attempts: 0,
             held: Duration::ZERO,
             unavailable: None,
+            body: BodyCounter::default(),
             _inflight: self.inflight.start(),
         }
     }
 
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // From now on a slow client is timed per read of its body.
+        session.set_read_timeout(Some(self.limits.body_timeout));
+        Ok(())
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        if let Some(why) = reject::malformed(session.req_header()) {
+        if let Err(refused) = limits::check_header(session.req_header(), &self.limits) {
+            let body = format!(
+                "{} {}: {}\n",
+                refused.status,
+                respond::reason(refused.status),
+                refused.why
+            );
+            respond::send(session, refused.status, &body, None).await?;
+            return Ok(true);
+        }
+        let raw = session
+            .as_downstream()
+            .as_http1()
+            .map(|h1| h1.get_headers_raw_bytes());
+        let malformed = reject::malformed(session.req_header())
+            .or_else(|| raw.as_deref().and_then(reject::ambiguous_framing));
+        if let Some(why) = malformed {
             respond::send(session, 400, &format!("400 Bad Request: {why}\n"), None).await?;
             return Ok(true);
         }
@@ -103,6 +142,17 @@ impl ProxyHttp for Proxy {
                 Ok(true)
             }
         }
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let chunk = body.as_ref().map_or(0, |b| b.len());
+        ctx.body.add(chunk, self.limits.max_body_bytes)
     }
 
     async fn upstream_peer(
