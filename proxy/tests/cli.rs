@@ -240,6 +240,9 @@ async fn a_config_file_routes_groups_by_host_and_path_prefix() {
         let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
         let (status, text) = raw(proxy.listen, &req).await;
         assert_eq!(status, 200, "{host}{path}: {text}");
-        assert!(text.contains(&format!("\"pod\":\"{pod}\"")), "{host}{path} should reach {pod}: {text}");
+        assert!(
+            text.contains(&format!("\"pod\":\"{pod}\"")),
+            "{host}{path} should reach {pod}: {text}"
+        );
     }
 }
