@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use support::{ip, wait_for, Pod, ProxyProcess, Recorder, POD_PORT};
+use testkit::sockets::closed_within;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -26,24 +27,6 @@ async fn exchange(addr: SocketAddr, request: &[u8]) -> (u16, String) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, text)
-}
-
-/// How long until the proxy closes `stream` (EOF or reset); None if still open after `limit`.
-async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
-    let started = Instant::now();
-    let mut buf = [0u8; 4096];
-    let read_all = async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-    };
-    tokio::time::timeout(limit, read_all)
-        .await
-        .ok()
-        .map(|()| started.elapsed())
 }
 
 async fn proxy_in_front_of(net: u8, upstream: SocketAddr, extra: &[&str]) -> ProxyProcess {
