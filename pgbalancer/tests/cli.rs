@@ -125,6 +125,7 @@ fn help_explains_every_flag() {
         "--hold-timeout",
         "--connect-timeout",
         "--client-timeout",
+        "--max-connections",
         "--shutdown-grace",
         "--resolve-interval",
         "--log-format",
