@@ -3,6 +3,11 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+mod binary;
+
+#[allow(unused_imports)]
+pub use binary::{Binary, BIN};
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
