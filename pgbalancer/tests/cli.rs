@@ -140,41 +140,10 @@ async fn the_binary_serves_keeps_the_password_secret_and_stops_on_sigterm() {
     dns.set(NAME, &cluster.replica_ips());
     let password = cluster.password().to_owned();
 
-    let upstream = format!("{NAME}:{}", cluster.port());
-    let resolver = dns.addr().to_string();
-    let pgb = Binary::spawn(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream,
-            "--check-user",
-            cluster.user(),
-            "--check-database",
-            cluster.database(),
-            "--check-password-env",
-            "PGB_TEST_PASSWORD",
-            "--resolver",
-            &resolver,
-            "--check-interval",
-            "200ms",
-        ],
-        &[("PGB_TEST_PASSWORD", &password)],
-    );
+    let pgb = Binary::in_front_of(&cluster, &dns, &password, &[]);
     let (listen, admin) = pgb.addrs().await;
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        let (code, body) = http_get(admin, "/status").await;
-        assert_eq!(code, 200);
-        if body.contains("\"state\":\"up\"") {
-            break body;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never up: {body}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = Binary::wait_status_text(admin, "\"state\":\"up\"").await;
     assert!(
         status.contains("PGB_TEST_PASSWORD"),
         "shows where the password comes from"

@@ -20,46 +20,11 @@ async fn a_wrong_check_password_is_reported_everywhere_and_shown_nowhere() {
     // Contains the real password, so a leak of either is caught by one search.
     let wrong = format!("wrong-{}-pw", cluster.password());
 
-    let upstream = format!("{NAME}:{}", cluster.port());
-    let resolver = dns.addr().to_string();
-    let pgb = Binary::spawn(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream,
-            "--check-user",
-            cluster.user(),
-            "--check-database",
-            cluster.database(),
-            "--check-password-env",
-            "PGB_TEST_PASSWORD",
-            "--resolver",
-            &resolver,
-            "--check-interval",
-            "200ms",
-            "--hold-timeout",
-            "300ms",
-        ],
-        &[("PGB_TEST_PASSWORD", &wrong)],
-    );
+    let pgb = Binary::in_front_of(&cluster, &dns, &wrong, &["--hold-timeout", "300ms"]);
     let (listen, admin) = pgb.addrs().await;
 
     // Wait until a check has failed on the login, so the error paths have all run.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        let (_, body) = http_get(admin, "/status").await;
-        if body.contains("\"passed\":false") {
-            break body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no failed check: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = Binary::wait_status_text(admin, "\"passed\":false").await;
     assert!(
         status.contains("password authentication failed"),
         "{status}"

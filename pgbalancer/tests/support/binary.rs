@@ -10,7 +10,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 use tokio::task::JoinHandle;
 
-use super::wait_for;
+use testkit::{DnsServer, PgCluster};
+
+use super::{http_get, wait_for, NAME};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_pgbalancer");
 
@@ -47,6 +49,38 @@ impl Binary {
         Self { child, log, reader }
     }
 
+    /// The drop-in command line in front of `cluster`'s replicas as `dns` lists them, the check
+    /// password in `PGB_TEST_PASSWORD`, checks every 200 ms, plus `extra` flags.
+    pub fn in_front_of(
+        cluster: &PgCluster,
+        dns: &DnsServer,
+        password: &str,
+        extra: &[&str],
+    ) -> Self {
+        let upstream = format!("{NAME}:{}", cluster.port());
+        let resolver = dns.addr().to_string();
+        let mut args = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream,
+            "--check-user",
+            cluster.user(),
+            "--check-database",
+            cluster.database(),
+            "--check-password-env",
+            "PGB_TEST_PASSWORD",
+            "--resolver",
+            &resolver,
+            "--check-interval",
+            "200ms",
+        ];
+        args.extend_from_slice(extra);
+        Self::spawn(&args, &[("PGB_TEST_PASSWORD", password)])
+    }
+
     /// The log so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
@@ -65,6 +99,23 @@ impl Binary {
         })
         .await;
         (field("listen").unwrap(), admin)
+    }
+
+    /// Polls the admin `/status` until its JSON contains `needle`; returns it.
+    pub async fn wait_status_text(admin: SocketAddr, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (code, body) = http_get(admin, "/status").await;
+            assert_eq!(code, 200);
+            if body.contains(needle) {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {needle} in: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits for the process to exit (after a signal) and for the last log line.
