@@ -3,7 +3,7 @@
 //! endpoint the request is held ([`hold`]) instead of failing.
 
 mod hold;
-mod reject;
+pub mod reject;
 mod respond;
 
 use std::net::SocketAddr;
@@ -18,7 +18,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::config::UpstreamSettings;
 use crate::inflight::{InFlight, InFlightGuard};
-use crate::limits::request::{self as limits, BodyCounter};
+use crate::limits::request as limits;
 use crate::limits::{connections, Limits};
 use crate::metrics::Attempt;
 use crate::router::Router;
@@ -43,7 +43,6 @@ pub struct RequestCtx {
     held: Duration,
     /// Set when the request is answered 503 for want of an endpoint: why.
     unavailable: Option<String>,
-    body: BodyCounter,
     _inflight: InFlightGuard,
 }
 
@@ -85,7 +84,6 @@ impl ProxyHttp for Proxy {
             attempts: 0,
             held: Duration::ZERO,
             unavailable: None,
-            body: BodyCounter::default(),
             _inflight: self.inflight.start(),
         }
     }
@@ -146,13 +144,12 @@ impl ProxyHttp for Proxy {
 
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
-        body: &mut Option<bytes::Bytes>,
+        session: &mut Session,
+        _body: &mut Option<bytes::Bytes>,
         _end_of_stream: bool,
-        ctx: &mut RequestCtx,
+        _ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let chunk = body.as_ref().map_or(0, |b| b.len());
-        ctx.body.add(chunk, self.limits.max_body_bytes)
+        limits::check_body_read(session.body_bytes_read(), self.limits.max_body_bytes)
     }
 
     async fn upstream_peer(

@@ -1,6 +1,6 @@
 //! Per-request size limits, checked once the header is in and before anything is forwarded: the
 //! request target (414), the header (431), a declared body (413). A chunked body has no declared
-//! size; [`BodyCounter`] cuts it off with 413 once it passes the limit.
+//! size; [`check_body_read`] cuts it off with 413 once it passes the limit.
 
 use pingora_core::{Error, ErrorType, Result};
 use pingora_http::RequestHeader;
@@ -80,24 +80,17 @@ fn content_length(req: &RequestHeader) -> Option<u64> {
         .ok()
 }
 
-/// Counts the body bytes of one request as they pass.
-#[derive(Debug, Default)]
-pub struct BodyCounter {
-    seen: u64,
-}
-
-impl BodyCounter {
-    /// Adds a chunk; an error (answered 413 when no response has started) once over `limit`.
-    pub fn add(&mut self, chunk: usize, limit: u64) -> Result<()> {
-        self.seen = self.seen.saturating_add(chunk as u64);
-        if self.seen > limit {
-            return Error::e_explain(
-                ErrorType::HTTPStatus(413),
-                format!("request body over {limit} bytes"),
-            );
-        }
-        Ok(())
+/// An error (answered 413 when no response has started) once `read` body bytes are over `limit`.
+/// `read` is what the client has sent so far, not what passed the body filter: on a retry Pingora
+/// runs the filter again over the buffered body, and that must not count twice.
+pub fn check_body_read(read: usize, limit: u64) -> Result<()> {
+    if read as u64 > limit {
+        return Error::e_explain(
+            ErrorType::HTTPStatus(413),
+            format!("request body over {limit} bytes"),
+        );
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -148,10 +141,8 @@ mod tests {
 
     #[test]
     fn a_chunked_body_fails_once_past_the_limit() {
-        let mut c = BodyCounter::default();
-        assert!(c.add(60, 100).is_ok());
-        assert!(c.add(40, 100).is_ok());
-        let e = c.add(1, 100).unwrap_err();
+        assert!(check_body_read(100, 100).is_ok());
+        let e = check_body_read(101, 100).unwrap_err();
         assert_eq!(e.etype(), &ErrorType::HTTPStatus(413));
     }
 }
