@@ -1,5 +1,5 @@
 # The README's commands. Each installs what it needs first (scripts/setup.sh).
-.PHONY: test setup lint
+.PHONY: test setup lint fuzz
 
 test: setup
 	cargo test --workspace --locked
@@ -11,3 +11,7 @@ setup:
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Every fuzz target for FUZZ_SECONDS (default 60) each; not part of `test` (too slow).
+fuzz:
+	@scripts/fuzz.sh
