@@ -1,5 +1,5 @@
 # The README's commands. Each installs what it needs first (scripts/setup.sh).
-.PHONY: demo test setup lint
+.PHONY: demo test setup lint fuzz
 
 # The failover demo: the original lab's phases under load, through our proxy and pgbalancer, then
 # nginx (as in the original lab), nginx with the resolver workaround, and HAProxy. Results in
@@ -21,3 +21,7 @@ setup:
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Every fuzz target for FUZZ_SECONDS (default 60) each; not part of `test` (too slow).
+fuzz:
+	@scripts/fuzz.sh

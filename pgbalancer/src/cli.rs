@@ -36,7 +36,7 @@ pub struct Cli {
     pub upstream: Option<Target>,
 
     /// Admin HTTP listener: /metrics, /healthz, /status, and an HTML stats page at /.
-    /// [default: 0.0.0.0:9187]
+    /// [default: 127.0.0.1:9187]
     #[arg(long, env = "PGBALANCER_ADMIN", value_name = "IP:PORT")]
     pub admin: Option<SocketAddr>,
 
@@ -109,6 +109,11 @@ pub struct Cli {
     /// A client must send its first packet within this. [default: 10s]
     #[arg(long, env = "PGBALANCER_CLIENT_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub client_timeout: Option<Duration>,
+
+    /// Client connections served at once; one more gets SQLSTATE 53300 ("too many clients") and is
+    /// closed. [default: 2000]
+    #[arg(long, env = "PGBALANCER_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
 
     /// On SIGTERM/SIGINT: stop accepting, let open sessions run this long, then exit.
     /// [default: 10s]

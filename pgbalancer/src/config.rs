@@ -16,7 +16,13 @@ use crate::cli::{Cli, LogFormat};
 pub use file::{FileCheck, FileConfig};
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:5432";
-pub const DEFAULT_ADMIN: &str = "0.0.0.0:9187";
+/// Loopback: run by hand, the admin pages are not published to the network. The manifests pass
+/// `--admin 0.0.0.0:9187` so Prometheus and the kubelet reach them in the pod.
+/// Above Postgres's own default (100 per server) times a handful of replicas; each relayed
+/// session costs two sockets and 32 KiB of buffers, so 2000 stay within 4000 descriptors and
+/// ~64 MiB.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 2000;
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9187";
 
 /// Which servers may take clients, judged by `pg_is_in_recovery()`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
@@ -116,6 +122,8 @@ pub struct Config {
     pub hold_timeout: Duration,
     pub connect_timeout: Duration,
     pub client_timeout: Duration,
+    /// Client connections at once, whatever state they are in.
+    pub max_connections: usize,
     pub shutdown_grace: Duration,
     pub on_down: OnDown,
     pub log_format: LogFormat,
@@ -158,6 +166,7 @@ impl TryFrom<Layers<'_>> for Config {
             hold_timeout,
             connect_timeout,
             client_timeout,
+            max_connections,
             shutdown_grace,
             on_down,
             log_format,
@@ -210,6 +219,11 @@ impl TryFrom<Layers<'_>> for Config {
                 cli.client_timeout.or(client_timeout),
                 Duration::from_secs(10),
             )?,
+            max_connections: match cli.max_connections.or(max_connections) {
+                Some(0) => return Err(invalid("max_connections", "must be at least 1")),
+                Some(n) => n,
+                None => DEFAULT_MAX_CONNECTIONS,
+            },
             shutdown_grace: cli
                 .shutdown_grace
                 .or(shutdown_grace)

@@ -8,6 +8,7 @@
 //! that finds no healthy server (after a bounded wait) gets a real `ErrorResponse` (57P03).
 
 pub mod admin;
+pub mod admission;
 pub mod cancel;
 pub mod cli;
 pub mod config;

@@ -21,6 +21,7 @@ pub struct Metrics {
     check_duration: HistogramVec,
     bytes: IntCounterVec,
     pub clients: IntCounterVec,
+    pub open_clients: IntGauge,
     pub no_backend: IntCounter,
     pub waiting: IntGauge,
     pub cancels: IntCounterVec,
@@ -90,9 +91,13 @@ impl Metrics {
                 &["backend", "direction"],
             )?,
             clients: IntCounterVec::new(
-                opts("pgbalancer_client_connections_total", "Client connections accepted, by outcome (relayed, no_backend, cancel, bad_request, timeout, closed)."),
+                opts("pgbalancer_client_connections_total", "Client connections accepted, by outcome (relayed, no_backend, cancel, bad_request, timeout, closed, refused)."),
                 &["result"],
             )?,
+            open_clients: IntGauge::with_opts(opts(
+                "pgbalancer_client_connections",
+                "Client connections open right now (at most max_connections).",
+            ))?,
             no_backend: IntCounter::with_opts(opts(
                 "pgbalancer_no_backend_total",
                 "Clients that found no healthy backend within the hold timeout and got SQLSTATE 57P03.",
@@ -121,6 +126,7 @@ impl Metrics {
         m.registry.register(Box::new(m.check_duration.clone()))?;
         m.registry.register(Box::new(m.bytes.clone()))?;
         m.registry.register(Box::new(m.clients.clone()))?;
+        m.registry.register(Box::new(m.open_clients.clone()))?;
         m.registry.register(Box::new(m.no_backend.clone()))?;
         m.registry.register(Box::new(m.waiting.clone()))?;
         m.registry.register(Box::new(m.cancels.clone()))?;

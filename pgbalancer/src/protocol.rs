@@ -18,6 +18,8 @@ const PROTOCOL_MAJOR_3: u32 = 3;
 
 /// SQLSTATE of a client that broke the protocol.
 pub const PROTOCOL_VIOLATION: &str = "08P01";
+/// SQLSTATE Postgres sends when `max_connections` is reached ("sorry, too many clients already").
+pub const TOO_MANY_CONNECTIONS: &str = "53300";
 /// SQLSTATE Postgres sends while it cannot accept connections ("the database system is starting
 /// up"): the closest match for "no server is up", and clients treat it as retryable.
 pub const CANNOT_CONNECT_NOW: &str = "57P03";

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, info_span, warn, Instrument};
 
+use crate::admission::Admission;
 use crate::cancel::CancelMap;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -133,6 +134,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
     let (sessions, mut all_done) = mpsc::channel::<()>(1);
     let mut sessions = Some(sessions);
     let mut next_id: u64 = 0;
+    let admission = Admission::new(shared.config.max_connections);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -149,12 +151,21 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
         };
         let _ = stream.set_nodelay(true);
         next_id += 1;
+        let Some(admitted) = admission.admit(&shared.metrics) else {
+            let (admission, shared) = (admission.clone(), shared.clone());
+            tokio::spawn(
+                async move { admission.refuse(stream, &shared.metrics).await }
+                    .instrument(info_span!("refused", id = next_id, %peer)),
+            );
+            continue;
+        };
         let guard = sessions.clone();
         let span = info_span!("conn", id = next_id, %peer);
         let shared = shared.clone();
         tokio::spawn(
             async move {
                 session::handle(stream, peer, shared).await;
+                drop(admitted);
                 drop(guard);
             }
             .instrument(span),

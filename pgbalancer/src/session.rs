@@ -214,7 +214,7 @@ async fn read_packet(client: &mut TcpStream, shared: &Shared) -> Result<FirstPac
     }
 }
 
-async fn send_error(client: &mut TcpStream, sqlstate: &str, message: &str) {
+pub(crate) async fn send_error(client: &mut TcpStream, sqlstate: &str, message: &str) {
     let msg = protocol::error_response(sqlstate, message);
     // The client may be gone already; there is no one else to tell.
     if client.write_all(&msg).await.is_err() || client.shutdown().await.is_err() {

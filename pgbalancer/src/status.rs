@@ -23,6 +23,8 @@ pub struct Status {
     pub healthy: usize,
     pub no_backend_total: u64,
     pub waiting_clients: i64,
+    pub client_connections: i64,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -135,6 +137,8 @@ impl Status {
             backends,
             no_backend_total: shared.metrics.no_backend.get(),
             waiting_clients: shared.metrics.waiting.get(),
+            client_connections: shared.metrics.open_clients.get(),
+            max_connections: shared.config.max_connections,
         }
     }
 

@@ -3,16 +3,13 @@
 
 mod support;
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::net::Ipv4Addr;
+use std::process::Command;
 use std::time::Duration;
 
-use support::{http_get, wait_for, NAME};
+use support::{http_get, Binary, BIN, NAME};
 use testkit::{DnsServer, PgCluster};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pgbalancer");
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pgbalancer.example.yaml");
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
@@ -125,6 +122,7 @@ fn help_explains_every_flag() {
         "--hold-timeout",
         "--connect-timeout",
         "--client-timeout",
+        "--max-connections",
         "--shutdown-grace",
         "--resolve-interval",
         "--log-format",
@@ -142,63 +140,10 @@ async fn the_binary_serves_keeps_the_password_secret_and_stops_on_sigterm() {
     dns.set(NAME, &cluster.replica_ips());
     let password = cluster.password().to_owned();
 
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-        .args(["--upstream", &format!("{NAME}:{}", cluster.port())])
-        .args([
-            "--check-user",
-            cluster.user(),
-            "--check-database",
-            cluster.database(),
-        ])
-        .args(["--check-password-env", "PGB_TEST_PASSWORD"])
-        .args([
-            "--resolver",
-            &dns.addr().to_string(),
-            "--check-interval",
-            "200ms",
-        ])
-        .env("PGB_TEST_PASSWORD", &password)
-        .env("RUST_LOG", "debug")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn pgbalancer");
-    let log = Arc::new(Mutex::new(String::new()));
-    let reader = tokio::spawn({
-        let log = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut log = log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        }
-    });
-    let field = |name: &str| -> Option<SocketAddr> {
-        let log = log.lock().unwrap();
-        let line = log.lines().find(|l| l.contains("pgbalancer started"))?;
-        let start = line.find(&format!("{name}="))? + name.len() + 1;
-        line[start..].split_whitespace().next()?.parse().ok()
-    };
-    let admin = wait_for("the started line", Duration::from_secs(20), || {
-        field("admin")
-    })
-    .await;
-    let listen = field("listen").unwrap();
+    let pgb = Binary::in_front_of(&cluster, &dns, &password, &[]);
+    let (listen, admin) = pgb.addrs().await;
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        let (code, body) = http_get(admin, "/status").await;
-        assert_eq!(code, 200);
-        if body.contains("\"state\":\"up\"") {
-            break body;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never up: {body}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = Binary::wait_status_text(admin, "\"state\":\"up\"").await;
     assert!(
         status.contains("PGB_TEST_PASSWORD"),
         "shows where the password comes from"
@@ -229,19 +174,14 @@ async fn the_binary_serves_keeps_the_password_secret_and_stops_on_sigterm() {
         assert!(!text.contains(&password), "{what} shows the password");
     }
 
-    let pid = child.id().unwrap().to_string();
+    let pid = pgb.child.id().unwrap().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap()
         .success());
-    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("exits after SIGTERM")
-        .unwrap();
+    let (exit, log) = pgb.exit(Duration::from_secs(20)).await;
     assert_eq!(exit.code(), Some(0), "clean exit on SIGTERM");
-    reader.await.unwrap();
-    let log = log.lock().unwrap().clone();
     assert!(
         log.contains("health check") || log.contains("backend up"),
         "debug logs were on: {log}"

@@ -81,6 +81,23 @@ pub struct Cli {
     #[arg(long, env = "PROXY_SHUTDOWN_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Option<Duration>,
 
+    /// Client connections open at once; one more is answered 503 and closed. [default: 4096]
+    #[arg(long, env = "PROXY_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// A request header must arrive whole within this (idle keep-alive time included), or the
+    /// connection is closed: bounds slowloris clients. [default: 10s]
+    #[arg(long, env = "PROXY_HEADER_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub header_timeout: Option<Duration>,
+
+    /// Longest wait between two reads of a request body before the request fails. [default: 10s]
+    #[arg(long, env = "PROXY_BODY_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub body_timeout: Option<Duration>,
+
+    /// Largest request body; more is answered 413. [default: 1048576]
+    #[arg(long, env = "PROXY_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<u64>,
+
     /// Log format: text or json (one JSON object per line). [default: text]
     #[arg(long, env = "PROXY_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,

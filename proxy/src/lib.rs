@@ -3,13 +3,15 @@
 //! It re-resolves the Service name continuously ([`discovery`]), balances round-robin over the
 //! healthy pod IPs ([`upstream`]), retries on another pod when one vanishes, holds requests
 //! briefly while no pod exists, and adds `X-Upstream-Addr` to every response ([`service`]).
-//! An admin listener serves metrics and status ([`admin`]). [`run`] wires it together.
+//! Client limits (connections, header deadline, sizes) guard the front door ([`limits`]). An
+//! admin listener serves metrics and status ([`admin`]). [`run`] wires it together.
 
 pub mod admin;
 pub mod cli;
 pub mod config;
 mod drain;
 mod inflight;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod router;
@@ -37,6 +39,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding the proxy listener {}", config.listen))?;
 
     let metrics = Arc::new(Metrics::new());
+    let connection_metrics = limits::connections::ConnectionMetrics::register(metrics.registry())
+        .context("registering the connection metrics")?;
     let inflight = InFlight::default();
     let groups: Vec<Arc<Group>> = config
         .groups
@@ -105,10 +109,20 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let proxy = service::Proxy::new(
         router::Router::new(groups.clone()),
         config.upstream.clone(),
+        config.limits.clone(),
         inflight.clone(),
     );
-    let mut http =
-        pingora_proxy::http_proxy_service_with_name(&server.configuration, proxy, "proxy");
+    // Pingora's app, inside our per-request header deadline, inside our connection limit.
+    let app = limits::connections::ConnectionLimit::new(
+        limits::connections::HeaderDeadline::new(
+            pingora_proxy::http_proxy(&server.configuration, proxy),
+            config.limits.header_timeout,
+            connection_metrics.clone(),
+        ),
+        config.limits.max_connections,
+        connection_metrics,
+    );
+    let mut http = pingora_core::services::listening::Service::new("proxy".into(), app);
     http.add_tcp(&config.listen.to_string());
     server.add_service(http);
     drain::exit_when_drained(

@@ -3,7 +3,7 @@
 //! endpoint the request is held ([`hold`]) instead of failing.
 
 mod hold;
-mod reject;
+pub mod reject;
 mod respond;
 
 use std::net::SocketAddr;
@@ -18,6 +18,8 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::config::UpstreamSettings;
 use crate::inflight::{InFlight, InFlightGuard};
+use crate::limits::request as limits;
+use crate::limits::{connections, Limits};
 use crate::metrics::Attempt;
 use crate::router::Router;
 use crate::upstream::{Endpoint, Group};
@@ -25,6 +27,7 @@ use crate::upstream::{Endpoint, Group};
 pub struct Proxy {
     router: Router,
     settings: UpstreamSettings,
+    limits: Limits,
     inflight: InFlight,
 }
 
@@ -44,10 +47,16 @@ pub struct RequestCtx {
 }
 
 impl Proxy {
-    pub fn new(router: Router, settings: UpstreamSettings, inflight: InFlight) -> Self {
+    pub fn new(
+        router: Router,
+        settings: UpstreamSettings,
+        limits: Limits,
+        inflight: InFlight,
+    ) -> Self {
         Self {
             router,
             settings,
+            limits,
             inflight,
         }
     }
@@ -65,6 +74,8 @@ impl ProxyHttp for Proxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
+        // Pingora makes the context right after the request header is parsed.
+        connections::header_complete();
         RequestCtx {
             started: Instant::now(),
             group: None,
@@ -77,8 +88,34 @@ impl ProxyHttp for Proxy {
         }
     }
 
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // From now on a slow client is timed per read of its body.
+        session.set_read_timeout(Some(self.limits.body_timeout));
+        Ok(())
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        if let Some(why) = reject::malformed(session.req_header()) {
+        if let Err(refused) = limits::check_header(session.req_header(), &self.limits) {
+            let body = format!(
+                "{} {}: {}\n",
+                refused.status,
+                respond::reason(refused.status),
+                refused.why
+            );
+            respond::send(session, refused.status, &body, None).await?;
+            return Ok(true);
+        }
+        let raw = session
+            .as_downstream()
+            .as_http1()
+            .map(|h1| h1.get_headers_raw_bytes());
+        let malformed = reject::malformed(session.req_header())
+            .or_else(|| raw.as_deref().and_then(reject::ambiguous_framing));
+        if let Some(why) = malformed {
             respond::send(session, 400, &format!("400 Bad Request: {why}\n"), None).await?;
             return Ok(true);
         }
@@ -103,6 +140,16 @@ impl ProxyHttp for Proxy {
                 Ok(true)
             }
         }
+    }
+
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        _body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        limits::check_body_read(session.body_bytes_read(), self.limits.max_body_bytes)
     }
 
     async fn upstream_peer(

@@ -28,6 +28,7 @@ pub struct FileConfig {
     pub connect_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub client_timeout: Option<Duration>,
+    pub max_connections: Option<usize>,
     #[serde(default, with = "humantime_serde")]
     pub shutdown_grace: Option<Duration>,
     pub on_down: Option<OnDown>,

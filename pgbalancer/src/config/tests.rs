@@ -30,7 +30,8 @@ const MINIMAL: &[&str] = &[
 fn flags_alone_are_enough_and_defaults_fill_the_rest() {
     let c = build(&cli(MINIMAL), "").unwrap();
     assert_eq!(c.listen, "0.0.0.0:5432".parse().unwrap());
-    assert_eq!(c.admin, "0.0.0.0:9187".parse().unwrap());
+    assert_eq!(c.admin, "127.0.0.1:9187".parse().unwrap());
+    assert_eq!(c.max_connections, 2000);
     assert_eq!(c.check.interval, Duration::from_secs(1));
     assert_eq!(c.check.timeout, Duration::from_secs(1));
     assert_eq!((c.check.fall, c.check.rise), (2, 1));

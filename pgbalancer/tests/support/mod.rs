@@ -3,6 +3,11 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+mod binary;
+
+#[allow(unused_imports)]
+pub use binary::{Binary, BIN};
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -47,6 +52,7 @@ pub fn bare_config() -> Config {
         hold_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(1),
         client_timeout: Duration::from_secs(5),
+        max_connections: 2000,
         shutdown_grace: Duration::from_secs(1),
         on_down: OnDown::Keep,
         log_format: LogFormat::Text,

@@ -29,6 +29,8 @@ pub struct FileConfig {
     pub upstream: UpstreamFile,
     #[serde(default)]
     pub health: HealthFile,
+    #[serde(default)]
+    pub limits: LimitsFile,
     /// Upstream groups, routed by host and path prefix.
     #[serde(default)]
     pub groups: Vec<GroupFile>,
@@ -63,6 +65,21 @@ pub struct HealthFile {
     pub path: Option<String>,
     pub fall: Option<u32>,
     pub rise: Option<u32>,
+}
+
+/// What one client may cost; see [`crate::limits::Limits`] for the meaning and defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub max_connections: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    pub header_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub body_timeout: Option<Duration>,
+    pub max_uri_bytes: Option<usize>,
+    pub max_header_bytes: Option<usize>,
+    pub max_headers: Option<usize>,
+    pub max_body_bytes: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,6 +8,7 @@ use discovery::{ResolverSpec, Target};
 use super::file::{FileConfig, GroupFile};
 use super::{ConfigError, LogFormat};
 use crate::cli::Cli;
+use crate::limits::Limits;
 
 /// Everything the proxy needs, checked.
 #[derive(Debug, Clone)]
@@ -21,6 +22,7 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub upstream: UpstreamSettings,
     pub health: HealthSettings,
+    pub limits: Limits,
     pub groups: Vec<GroupConfig>,
 }
 
@@ -161,6 +163,7 @@ impl Config {
                 .unwrap_or(secs(25)),
             upstream,
             health,
+            limits: Limits::build(cli, &file.limits)?,
             groups,
         };
         config.validate()?;

@@ -5,12 +5,15 @@
 mod load;
 mod pod;
 mod proxy;
+mod recorder;
 
 #[allow(unused_imports)]
 pub use load::{failures, Load, Outcome, Sample};
 #[allow(unused_imports)]
 pub use pod::Pod;
 pub use proxy::ProxyProcess;
+#[allow(unused_imports)]
+pub use recorder::Recorder;
 
 use std::net::Ipv4Addr;
 use std::time::Duration;

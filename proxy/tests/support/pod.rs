@@ -1,4 +1,5 @@
-//! A "pod": an HTTP server on its own loopback IP answering every request with its name. It can
+//! A "pod": an HTTP server on its own loopback IP answering every request with its name
+//! (`/slow…` after a second, `/upload…` after reading the whole body). It can
 //! be stopped (the IP then refuses connections) or blackholed (the IP stops answering: a listener
 //! whose accept queue is full drops every SYN, as a deleted pod's IP does in a cluster).
 
@@ -103,11 +104,22 @@ async fn serve(listener: TcpListener, name: String, served: Arc<AtomicU64>) {
                 let name = name.clone();
                 let served = Arc::clone(&served);
                 async move {
-                    if req.uri().path().starts_with("/slow") {
+                    let path = req.uri().path().to_owned();
+                    if path.starts_with("/slow") {
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
+                    // An upload is answered only once its whole body is in, like a real handler.
+                    if path.starts_with("/upload") {
+                        use http_body_util::BodyExt;
+                        if req.into_body().collect().await.is_err() {
+                            return Ok(Response::builder()
+                                .status(400)
+                                .body(Full::new(Bytes::new()))
+                                .unwrap());
+                        }
+                    }
                     served.fetch_add(1, Ordering::Relaxed);
-                    let body = format!("{{\"pod\":\"{name}\",\"path\":\"{}\"}}", req.uri().path());
+                    let body = format!("{{\"pod\":\"{name}\",\"path\":\"{path}\"}}");
                     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
                 }
             });

@@ -1,0 +1,24 @@
+//! The proxy's config file: any text is a config or an error naming a key, never a panic, and a
+//! validated config has the limits the proxy relies on.
+#![no_main]
+
+use clap::Parser;
+use libfuzzer_sys::fuzz_target;
+use proxy::config::file::FileConfig;
+use proxy::{Cli, Config};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(file) = FileConfig::parse(text) else {
+        return;
+    };
+    let cli = Cli::parse_from(["proxy"]);
+    if let Ok(config) = Config::build(&cli, file) {
+        assert!(!config.groups.is_empty());
+        assert!(config.limits.max_connections > 0);
+        assert!(!config.limits.header_timeout.is_zero());
+        assert!(config.upstream.max_attempts > 0);
+    }
+});
