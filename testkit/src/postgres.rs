@@ -7,17 +7,19 @@
 //! Uses Debian's server binaries (`/usr/lib/postgresql/<major>/bin`, or [`BIN_ENV`]); as root every
 //! program runs as the `postgres` user.
 
+mod addresses;
+mod error;
 mod node;
 mod programs;
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::process::ExitStatus;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::Config;
 
+use addresses::{free_port, next_block, offset_ip, port_free};
+pub use error::PgError;
 pub use node::{PgNode, Role};
 use programs::Programs;
 pub use programs::BIN_ENV;
@@ -54,63 +56,6 @@ host replication all 127.0.0.0/8 scram-sha-256
 ";
 
 const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Something in starting or driving the cluster failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PgError {
-    #[error("no Postgres server binaries under /usr/lib/postgresql/*/bin (install Debian's `postgresql` package, e.g. scripts/setup.sh, or set {BIN_ENV})")]
-    NoBinaries,
-    #[error("{what}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{what} failed ({status}): {stderr}")]
-    Command {
-        what: String,
-        status: ExitStatus,
-        stderr: String,
-    },
-    #[error("{what} did not finish within {after:?}")]
-    Timeout { what: String, after: Duration },
-    #[error("{node} did not accept logins within {after:?}; last error: {last}")]
-    NotReady {
-        node: String,
-        after: Duration,
-        last: String,
-    },
-    #[error("{what}")]
-    Sql {
-        what: String,
-        #[source]
-        source: tokio_postgres::Error,
-    },
-    #[error("{source}\n--- server log (last lines) ---\n{log}")]
-    WithLog {
-        #[source]
-        source: Box<PgError>,
-        log: String,
-    },
-    #[error("no port free on all of {0:?}")]
-    NoPort(Vec<Ipv4Addr>),
-}
-
-impl PgError {
-    fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io {
-            what: what.into(),
-            source,
-        }
-    }
-
-    fn sql(what: impl Into<String>, source: tokio_postgres::Error) -> Self {
-        Self::Sql {
-            what: what.into(),
-            source,
-        }
-    }
-}
 
 /// Passwords of the cluster's two logins.
 #[derive(Debug)]
@@ -431,35 +376,4 @@ fn write_owned(programs: &Programs, path: &std::path::Path, text: &str) -> Resul
     std::fs::write(path, text)
         .map_err(|e| PgError::io(format!("writing {}", path.display()), e))?;
     programs.own(path)
-}
-
-fn offset_ip(ip: Ipv4Addr, n: usize) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(ip) + u32::try_from(n).unwrap_or(u32::MAX))
-}
-
-/// A `127.x.y.1` address starting a block no other cluster of this process uses, and unlikely to
-/// be used by another process (x depends on the process id).
-fn next_block() -> Ipv4Addr {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let x = 100 + (std::process::id() % 100) as u8;
-    Ipv4Addr::new(127, x, (n % 256) as u8, 1)
-}
-
-fn port_free(ip: Ipv4Addr, port: u16) -> bool {
-    TcpListener::bind((ip, port)).is_ok()
-}
-
-/// A port the system hands out on the first address and that is also free on the others.
-fn free_port(ips: &[Ipv4Addr]) -> Result<u16, PgError> {
-    for _ in 0..50 {
-        let port = TcpListener::bind((ips[0], 0))
-            .and_then(|l| l.local_addr())
-            .map_err(|e| PgError::io(format!("binding {}:0", ips[0]), e))?
-            .port();
-        if ips[1..].iter().all(|ip| port_free(*ip, port)) {
-            return Ok(port);
-        }
-    }
-    Err(PgError::NoPort(ips.to_vec()))
 }
