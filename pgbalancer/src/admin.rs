@@ -21,6 +21,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/", get(index))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/status", get(status))
         .with_state(shared)
 }
@@ -53,6 +54,16 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 /// the 57P03 error instead.
 async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// Readiness: at least one backend passed its checks, so a client would be served at once. A
+/// rolling update (the lab's pgbalancer restart, a Deployment's) sends traffic to a new pod only
+/// once this answers 200.
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.pool.healthy().len() {
+        0 => (StatusCode::SERVICE_UNAVAILABLE, "no healthy backend\n").into_response(),
+        n => format!("ready: {n} healthy backend(s)\n").into_response(),
+    }
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {

@@ -170,6 +170,17 @@ async fn the_binary_serves_keeps_the_password_secret_and_stops_on_sigterm() {
     assert_eq!(code, 200);
     assert!(page.contains("<table>") && page.contains(&cluster.replicas()[0].addr().to_string()));
     assert_eq!(http_get(admin, "/healthz").await.0, 200);
+    assert_eq!(http_get(admin, "/readyz").await.0, 200, "a backend is up");
+    dns.set(NAME, &[]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while http_get(admin, "/readyz").await.0 != 503 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz still 200 with no replica in DNS"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(http_get(admin, "/healthz").await.0, 200, "still alive");
     for (what, text) in [("/status", &status), ("/metrics", &metrics), ("/", &page)] {
         assert!(!text.contains(&password), "{what} shows the password");
     }
