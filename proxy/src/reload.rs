@@ -364,6 +364,18 @@ mod tests {
         Arc::clone(found.expect("group is running"))
     }
 
+    /// Polls `cond` until it holds; panics after 5 s.
+    async fn eventually(what: &str, cond: impl Fn() -> bool) {
+        let wait = async {
+            while !cond() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .unwrap_or_else(|_| panic!("not within 5 s: {what}"));
+    }
+
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
     }
@@ -395,39 +407,27 @@ mod tests {
         assert_eq!(f.live.load().generation, 2);
         assert_eq!(f.metrics.config.reloads_ok.get(), 1);
         // Nothing holds the retired groups any more: they are gone, and with them their tasks.
-        tokio::time::timeout(Duration::from_secs(5), async {
-            while moved.upgrade().is_some() || gone.upgrade().is_some() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+        eventually("retired groups dropped", || {
+            moved.upgrade().is_none() && gone.upgrade().is_none()
         })
-        .await
-        .expect("retired groups dropped");
+        .await;
     }
 
     #[tokio::test]
     async fn a_retired_group_stops_its_health_checks() {
         let mut f = start(&groups(&[("old", 6)]), &[]);
         let old = group(&f.live, "old");
-        tokio::time::timeout(Duration::from_secs(5), async {
-            while !old.warm() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await
-        .expect("warm");
+        eventually("warm", || old.warm()).await;
         // The check task holds the endpoint; once it is aborted, only this handle is left.
         let endpoint = Arc::clone(&old.endpoints()[0]);
         drop(old);
 
         std::fs::write(&f.path, groups(&[("new", 7)])).unwrap();
         f.reloader.reload().await.expect("reloaded");
-        tokio::time::timeout(Duration::from_secs(5), async {
-            while Arc::strong_count(&endpoint) > 1 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+        eventually("the retired group's check task ended", || {
+            Arc::strong_count(&endpoint) == 1
         })
-        .await
-        .expect("the retired group's check task ended");
+        .await;
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ mod proxy;
 mod recorder;
 
 #[allow(unused_imports)]
-pub use load::{failures, Load, Outcome, Sample};
+pub use load::{assert_no_failures, failures, Load, Outcome, Sample};
 #[allow(unused_imports)]
 pub use pod::Pod;
 pub use proxy::ProxyProcess;
