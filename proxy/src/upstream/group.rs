@@ -131,6 +131,8 @@ impl Group {
                 stats.lookups(LookupResult::Ok) + stats.lookups(LookupResult::Empty) > 0
             }
         };
+        // The watcher counts a lookup just before it publishes the answer, in one poll; on the
+        // one-thread control runtime this never runs between the two.
         let published = discovery.endpoints();
         answered
             && self
