@@ -15,11 +15,13 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::inflight::InFlight;
+use crate::live::SharedLive;
 use crate::metrics::Metrics;
-use crate::upstream::{Endpoint, Group};
+use crate::upstream::Endpoint;
 
 pub struct AdminState {
-    pub groups: Vec<Arc<Group>>,
+    /// The running groups and configuration generation; follows every reload.
+    pub live: SharedLive,
     pub metrics: Arc<Metrics>,
     pub inflight: InFlight,
     pub started: Instant,
@@ -37,7 +39,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
 }
 
 async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
-    for group in &state.groups {
+    for group in state.live.load().router.groups() {
         group.update_gauges();
     }
     let mut body = Vec::new();
@@ -59,7 +61,15 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
 struct Status {
     uptime_seconds: u64,
     requests_in_flight: usize,
+    config: ConfigStatus,
     groups: Vec<GroupStatus>,
+}
+
+#[derive(Serialize)]
+struct ConfigStatus {
+    /// 1 at start, one more per applied reload.
+    generation: u64,
+    applied_unix_ms: u128,
 }
 
 #[derive(Serialize)]
@@ -125,8 +135,10 @@ fn endpoint_status(e: &Endpoint) -> EndpointStatus {
 }
 
 async fn status(State(state): State<Arc<AdminState>>) -> Json<Status> {
-    let groups = state
-        .groups
+    let live = state.live.load_full();
+    let groups = live
+        .router
+        .groups()
         .iter()
         .map(|g| GroupStatus {
             name: g.name().to_owned(),
@@ -151,6 +163,10 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Status> {
     Json(Status {
         uptime_seconds: state.started.elapsed().as_secs(),
         requests_in_flight: state.inflight.count(),
+        config: ConfigStatus {
+            generation: live.generation,
+            applied_unix_ms: unix_ms(live.applied_at),
+        },
         groups,
     })
 }

@@ -4,7 +4,8 @@
 //! healthy pod IPs ([`upstream`]), retries on another pod when one vanishes, holds requests
 //! briefly while no pod exists, and adds `X-Upstream-Addr` to every response ([`service`]).
 //! Client limits (connections, header deadline, sizes) guard the front door ([`limits`]). An
-//! admin listener serves metrics and status ([`admin`]). [`run`] wires it together.
+//! admin listener serves metrics and status ([`admin`]); SIGHUP reloads the configuration
+//! ([`reload`]). [`run`] wires it together.
 
 pub mod admin;
 pub mod cli;
@@ -12,16 +13,19 @@ pub mod config;
 mod drain;
 mod inflight;
 pub mod limits;
+mod live;
 pub mod logging;
 pub mod metrics;
+pub mod reload;
 pub mod router;
 pub mod service;
 pub mod upstream;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
 
@@ -29,11 +33,13 @@ pub use cli::Cli;
 pub use config::Config;
 
 use crate::inflight::InFlight;
+use crate::live::{Live, SharedLive};
 use crate::metrics::Metrics;
-use crate::upstream::Group;
+use crate::reload::Reloader;
 
-/// Runs the proxy until SIGTERM/SIGINT; never returns on success.
-pub fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the proxy until SIGTERM/SIGINT; never returns on success. `cli` is kept for reloads
+/// (SIGHUP), which re-read its `--config` file and apply its flags on top again.
+pub fn run(config: Config, cli: Cli) -> anyhow::Result<()> {
     // Fail with a clear message instead of inside Pingora when the address is taken.
     std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("binding the proxy listener {}", config.listen))?;
@@ -42,57 +48,53 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let connection_metrics = limits::connections::ConnectionMetrics::register(metrics.registry())
         .context("registering the connection metrics")?;
     let inflight = InFlight::default();
-    let groups: Vec<Arc<Group>> = config
-        .groups
-        .iter()
-        .map(|g| {
-            Arc::new(Group::new(
-                g.clone(),
-                config.health.clone(),
-                metrics.group(&g.name),
-            ))
-        })
-        .collect();
 
-    // DNS watchers, health checks and the admin listener run here, never on the proxy threads.
+    // DNS watchers, health checks, reloads and the admin listener run here, never on the proxy
+    // threads.
     let control = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("control")
         .enable_all()
         .build()
         .context("starting the control runtime")?;
-    let admin = control.block_on(async {
-        for group in &groups {
-            let settings = discovery::Settings {
-                resolve_interval: config.resolve_interval,
-                resolver: config.resolver.clone(),
-                ..discovery::Settings::default()
-            };
-            let watcher = discovery::Discovery::spawn(group.target().clone(), settings)
-                .with_context(|| {
-                    format!("watching {} for group {}", group.target(), group.name())
-                })?;
-            group.start(watcher);
-        }
-        tokio::net::TcpListener::bind(config.admin)
-            .await
-            .with_context(|| format!("binding the admin listener {}", config.admin))
-    })?;
-    metrics.register_dns(
-        groups
+    let (groups, admin) = control.block_on(async {
+        let groups = config
+            .groups
             .iter()
-            .filter_map(|g| Some((g.name().to_owned(), Arc::clone(g.discovery()?.stats()))))
-            .collect(),
-    );
+            .map(|g| reload::start_group(g, &config, &metrics))
+            .collect::<Result<Vec<_>, _>>()?;
+        let admin = tokio::net::TcpListener::bind(config.admin)
+            .await
+            .with_context(|| format!("binding the admin listener {}", config.admin))?;
+        anyhow::Ok((groups, admin))
+    })?;
+    let started_groups: Vec<String> = groups
+        .iter()
+        .map(|g| format!("{}={}", g.name(), g.target()))
+        .collect();
+    let live = Live {
+        router: router::Router::new(groups),
+        upstream: config.upstream.clone(),
+        limits: config.limits.clone(),
+        generation: 1,
+        applied_at: SystemTime::now(),
+    };
+    reload::observe(&metrics, &live);
+    let live: SharedLive = Arc::new(ArcSwap::from_pointee(live));
     control.spawn(admin::serve(
         admin,
         Arc::new(admin::AdminState {
-            groups: groups.clone(),
+            live: Arc::clone(&live),
             metrics: Arc::clone(&metrics),
             inflight: inflight.clone(),
             started: Instant::now(),
         }),
     ));
+    // Before anything is served: SIGHUP's default action would end the process.
+    let reloader = Reloader::new(cli, config.clone(), Arc::clone(&live), Arc::clone(&metrics));
+    control
+        .block_on(async { reloader.listen() })
+        .context("installing the SIGHUP handler")?;
 
     let mut conf = ServerConf {
         threads: config.threads,
@@ -106,12 +108,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     conf.upstream_keepalive_pool_size = conf.upstream_keepalive_pool_size.max(128);
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let proxy = service::Proxy::new(
-        router::Router::new(groups.clone()),
-        config.upstream.clone(),
-        config.limits.clone(),
-        inflight.clone(),
-    );
+    let proxy = service::Proxy::new(live, inflight.clone());
     // Pingora's app, inside our per-request header deadline, inside our connection limit.
     let app = limits::connections::ConnectionLimit::new(
         limits::connections::HeaderDeadline::new(
@@ -135,7 +132,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         listen = %config.listen,
         admin = %config.admin,
         threads = config.threads,
-        groups = ?groups.iter().map(|g| format!("{}={}", g.name(), g.target())).collect::<Vec<_>>(),
+        groups = ?started_groups,
         "proxy started"
     );
     // Keep the control runtime alive for the life of the process.

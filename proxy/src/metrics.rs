@@ -2,7 +2,9 @@
 //! resolved once so the request path never hashes label values.
 
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use discovery::{LookupResult, Stats};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
@@ -43,6 +45,9 @@ impl Attempt {
     }
 }
 
+/// Each running group's name and its DNS watcher's counters, replaced on reload.
+type DnsSources = Arc<ArcSwap<Vec<(String, Arc<Stats>)>>>;
+
 /// The process's metric families.
 pub struct Metrics {
     registry: Registry,
@@ -55,6 +60,26 @@ pub struct Metrics {
     ejections: IntCounterVec,
     health_changes: IntCounterVec,
     endpoints: IntGaugeVec,
+    /// The running groups' DNS watchers, read at scrape time.
+    dns: DnsSources,
+    pub config: ConfigMetrics,
+}
+
+/// The running configuration: reloads and which generation serves.
+pub struct ConfigMetrics {
+    pub reloads_ok: IntCounter,
+    pub reloads_failed: IntCounter,
+    generation: IntGauge,
+    loaded: IntGauge,
+}
+
+impl ConfigMetrics {
+    /// Generation `generation`, applied at `at`, serves from now on.
+    pub fn running(&self, generation: u64, at: SystemTime) {
+        self.generation.set(generation as i64);
+        self.loaded
+            .set(at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64);
+    }
 }
 
 /// The children of one group, resolved once.
@@ -147,6 +172,34 @@ impl Metrics {
         registry
             .register(Box::new(duration.clone()))
             .expect("registered once");
+        let reloads = counter(
+            "proxy_config_reloads_total",
+            "Configuration reloads (SIGHUP), by result: ok (applied) or failed (running config kept).",
+            &["result"],
+        );
+        let single_gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("registered once");
+            g
+        };
+        let config = ConfigMetrics {
+            reloads_ok: reloads.with_label_values(&["ok"]),
+            reloads_failed: reloads.with_label_values(&["failed"]),
+            generation: single_gauge(
+                "proxy_config_generation",
+                "Generation of the running configuration: 1 at start, one more per applied reload.",
+            ),
+            loaded: single_gauge(
+                "proxy_config_loaded_timestamp_seconds",
+                "Unix time the running configuration was applied.",
+            ),
+        };
+        let dns = Arc::new(ArcSwap::default());
+        registry
+            .register(Box::new(DnsLookups::new(Arc::clone(&dns))))
+            .expect("registered once");
         Self {
             registry,
             requests,
@@ -158,6 +211,8 @@ impl Metrics {
             ejections,
             health_changes,
             endpoints,
+            dns,
+            config,
         }
     }
 
@@ -183,11 +238,19 @@ impl Metrics {
         }
     }
 
-    /// Exports the DNS watchers' counters as `proxy_dns_lookups_total{group,result}`.
-    pub fn register_dns(&self, groups: Vec<(String, Arc<Stats>)>) {
-        self.registry
-            .register(Box::new(DnsLookups::new(groups)))
-            .expect("registered once");
+    /// Exports these watchers' counters as `proxy_dns_lookups_total{group,result}` from now on.
+    pub fn set_dns(&self, groups: Vec<(String, Arc<Stats>)>) {
+        self.dns.store(Arc::new(groups));
+    }
+
+    /// A group left the configuration: its gauges go, so no dashboard shows endpoints of a group
+    /// that no longer exists. Its counters stay: requests still in flight on it count, and
+    /// `rate()` falls to zero instead of the series vanishing.
+    pub fn forget_group(&self, name: &str) {
+        for state in ["usable", "ejected", "down"] {
+            let _ = self.endpoints.remove_label_values(&[name, state]);
+        }
+        let _ = self.holding.remove_label_values(&[name]);
     }
 }
 
@@ -219,14 +282,14 @@ impl GroupMetrics {
     }
 }
 
-/// Reads the lookup counters of each group's watcher at scrape time.
+/// Reads the lookup counters of each running group's watcher at scrape time.
 struct DnsLookups {
-    groups: Vec<(String, Arc<Stats>)>,
+    groups: DnsSources,
     template: IntCounterVec,
 }
 
 impl DnsLookups {
-    fn new(groups: Vec<(String, Arc<Stats>)>) -> Self {
+    fn new(groups: DnsSources) -> Self {
         let template = IntCounterVec::new(
             Opts::new(
                 "proxy_dns_lookups_total",
@@ -246,7 +309,7 @@ impl Collector for DnsLookups {
 
     fn collect(&self) -> Vec<MetricFamily> {
         self.template.reset();
-        for (group, stats) in &self.groups {
+        for (group, stats) in self.groups.load().iter() {
             for result in LookupResult::ALL {
                 self.template
                     .with_label_values(&[group, result.as_str()])

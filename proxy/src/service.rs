@@ -16,24 +16,24 @@ use pingora_core::{Error, ErrorType, Result};
 use pingora_http::ResponseHeader;
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::config::UpstreamSettings;
 use crate::inflight::{InFlight, InFlightGuard};
+use crate::limits::connections;
 use crate::limits::request as limits;
-use crate::limits::{connections, Limits};
+use crate::live::{Live, SharedLive};
 use crate::metrics::Attempt;
-use crate::router::Router;
 use crate::upstream::{Endpoint, Group};
 
 pub struct Proxy {
-    router: Router,
-    settings: UpstreamSettings,
-    limits: Limits,
+    live: SharedLive,
     inflight: InFlight,
 }
 
 /// Per-request state.
 pub struct RequestCtx {
     started: Instant,
+    /// Routes and settings as they were when the request arrived; a reload does not change them
+    /// under it.
+    live: Arc<Live>,
     group: Option<Arc<Group>>,
     /// Endpoints this request failed on, in order.
     tried: Vec<SocketAddr>,
@@ -47,18 +47,8 @@ pub struct RequestCtx {
 }
 
 impl Proxy {
-    pub fn new(
-        router: Router,
-        settings: UpstreamSettings,
-        limits: Limits,
-        inflight: InFlight,
-    ) -> Self {
-        Self {
-            router,
-            settings,
-            limits,
-            inflight,
-        }
+    pub fn new(live: SharedLive, inflight: InFlight) -> Self {
+        Self { live, inflight }
     }
 
     fn record_failure(&self, ctx: &mut RequestCtx, outcome: Attempt) {
@@ -78,6 +68,7 @@ impl ProxyHttp for Proxy {
         connections::header_complete();
         RequestCtx {
             started: Instant::now(),
+            live: self.live.load_full(),
             group: None,
             tried: Vec::new(),
             current: None,
@@ -91,15 +82,15 @@ impl ProxyHttp for Proxy {
     async fn early_request_filter(
         &self,
         session: &mut Session,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
         // From now on a slow client is timed per read of its body.
-        session.set_read_timeout(Some(self.limits.body_timeout));
+        session.set_read_timeout(Some(ctx.live.limits.body_timeout));
         Ok(())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        if let Err(refused) = limits::check_header(session.req_header(), &self.limits) {
+        if let Err(refused) = limits::check_header(session.req_header(), &ctx.live.limits) {
             let body = format!(
                 "{} {}: {}\n",
                 refused.status,
@@ -125,7 +116,7 @@ impl ProxyHttp for Proxy {
                 .get(http::header::HOST)
                 .and_then(|h| h.to_str().ok())
         });
-        match self.router.route(host, req.uri.path()) {
+        match ctx.live.router.route(host, req.uri.path()) {
             Some(group) => {
                 ctx.group = Some(Arc::clone(group));
                 Ok(false)
@@ -147,9 +138,9 @@ impl ProxyHttp for Proxy {
         session: &mut Session,
         _body: &mut Option<bytes::Bytes>,
         _end_of_stream: bool,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
-        limits::check_body_read(session.body_bytes_read(), self.limits.max_body_bytes)
+        limits::check_body_read(session.body_bytes_read(), ctx.live.limits.max_body_bytes)
     }
 
     async fn upstream_peer(
@@ -163,9 +154,10 @@ impl ProxyHttp for Proxy {
                 "request reached upstream_peer unrouted",
             )
         })?);
+        let settings = ctx.live.upstream.clone();
         let pick = match group.pick(&ctx.tried) {
             Some(pick) => pick,
-            None => hold::wait_for_endpoint(&group, ctx, self.settings.hold_timeout).await?,
+            None => hold::wait_for_endpoint(&group, ctx, settings.hold_timeout).await?,
         };
         ctx.attempts += 1;
         let endpoint = pick.endpoint;
@@ -174,16 +166,16 @@ impl ProxyHttp for Proxy {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
         let mut peer = HttpPeer::new(endpoint.addr, false, String::new());
-        let last_chance = !pick.alternatives || ctx.attempts >= self.settings.max_attempts;
+        let last_chance = !pick.alternatives || ctx.attempts >= settings.max_attempts;
         let options = &mut peer.options;
         options.connection_timeout = Some(if last_chance {
-            self.settings.connect_timeout
+            settings.connect_timeout
         } else {
-            self.settings.failover_connect_timeout
+            settings.failover_connect_timeout
         });
-        options.read_timeout = Some(self.settings.read_timeout);
-        options.write_timeout = Some(self.settings.write_timeout);
-        options.idle_timeout = Some(self.settings.idle_timeout);
+        options.read_timeout = Some(settings.read_timeout);
+        options.write_timeout = Some(settings.write_timeout);
+        options.idle_timeout = Some(settings.idle_timeout);
         // Connections pooled to an earlier incarnation of this address are never reused.
         peer.group_key = endpoint.pool_key();
         ctx.current = Some(endpoint);
@@ -207,7 +199,7 @@ impl ProxyHttp for Proxy {
             group.eject(endpoint.addr, &e.to_string());
         }
         // Nothing reached the upstream: safe to retry any method elsewhere.
-        if ctx.attempts < self.settings.max_attempts {
+        if ctx.attempts < ctx.live.upstream.max_attempts {
             e.set_retry(true);
         }
         e
@@ -232,7 +224,7 @@ impl ProxyHttp for Proxy {
         } else {
             e.retry.decide_reuse(client_reused);
         }
-        if ctx.attempts >= self.settings.max_attempts {
+        if ctx.attempts >= ctx.live.upstream.max_attempts {
             e.set_retry(false);
         }
         e

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{failures, ip, wait_for, Load, Pod, ProxyProcess, Sample, NAME, POD_PORT};
+use support::{assert_no_failures, ip, wait_for, Load, Pod, ProxyProcess, Sample, NAME, POD_PORT};
 use testkit::{DnsMode, DnsServer};
 
 const TICK: Duration = Duration::from_millis(20);
@@ -72,17 +72,6 @@ fn served_by<'a>(samples: &'a [Sample], addr: &str) -> impl Iterator<Item = &'a 
     samples
         .iter()
         .filter(move |s| s.upstream() == Some(addr.as_str()))
-}
-
-fn assert_no_failures(samples: &[Sample]) {
-    let failed = failures(samples);
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed, first: {:?}",
-        failed.len(),
-        samples.len(),
-        &failed[..failed.len().min(5)]
-    );
 }
 
 async fn warm_up(load: &Load, lab: &Lab, hosts: &[u8]) {

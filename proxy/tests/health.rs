@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{ip, wait_for, ProxyProcess};
+use support::{get, ip, wait_for, ProxyProcess};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// A pod whose `/healthz` answers 200 or 503 as `healthy` says; every other path answers 200
 /// with the pod's name. One request per connection.
@@ -47,16 +47,6 @@ async fn pod(addr: SocketAddr, name: &'static str, healthy: Arc<AtomicBool>) {
     });
 }
 
-async fn get(proxy: SocketAddr) -> String {
-    let mut s = TcpStream::connect(proxy).await.unwrap();
-    s.write_all(b"GET /users HTTP/1.1\r\nHost: lab.local\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_http_check_takes_an_endpoint_out_and_a_passing_one_brings_it_back() {
     let net = 27;
@@ -90,14 +80,14 @@ async fn a_failing_http_check_takes_an_endpoint_out_and_a_passing_one_brings_it_
         ],
     )
     .await;
-    assert!(get(proxy.listen).await.contains("pod-b"));
+    assert!(get(proxy.listen, "/users").await.contains("pod-b"));
 
     b_healthy.store(false, Ordering::Relaxed);
     let listen = proxy.listen;
     // fall = 2 checks, 1 s apart.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let response = get(listen).await;
+        let response = get(listen, "/users").await;
         if response.starts_with("HTTP/1.1 503") {
             assert!(response.contains("none of the 1 endpoints"), "{response}");
             break;
@@ -116,7 +106,7 @@ async fn a_failing_http_check_takes_an_endpoint_out_and_a_passing_one_brings_it_
     let flag = Arc::clone(&back);
     let probe = tokio::spawn(async move {
         for _ in 0..40 {
-            if get(listen).await.contains("pod-b") {
+            if get(listen, "/users").await.contains("pod-b") {
                 flag.store(true, Ordering::Relaxed);
                 return;
             }

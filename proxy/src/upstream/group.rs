@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
-use arc_swap::ArcSwap;
-use discovery::{Discovery, Endpoints, Target};
+use arc_swap::{ArcSwap, ArcSwapOption};
+use discovery::{Discovery, Endpoints, LookupResult, Target};
 use pingora_load_balancing::selection::RoundRobin;
 use pingora_load_balancing::{Backends, LoadBalancer};
 use tokio::sync::watch;
@@ -49,6 +49,8 @@ pub struct Group {
     membership: SharedMembership,
     table: ArcSwap<HashMap<SocketAddr, Arc<Endpoint>>>,
     discovery: OnceLock<Discovery>,
+    /// The endpoint set the selector was last rebuilt from.
+    applied: ArcSwapOption<std::collections::BTreeSet<SocketAddr>>,
     health: HealthSettings,
     checker: Checker,
 }
@@ -74,6 +76,7 @@ impl Group {
             membership,
             table: ArcSwap::default(),
             discovery: OnceLock::new(),
+            applied: ArcSwapOption::empty(),
             health,
             checker,
         }
@@ -87,62 +90,96 @@ impl Group {
         &self.config.target
     }
 
+    /// Builds a group and starts it with a DNS watcher of its own; must run inside the control
+    /// runtime. Dropping the last reference stops the watcher and every health check task.
+    pub fn spawn(
+        config: GroupConfig,
+        health: HealthSettings,
+        dns: discovery::Settings,
+        metrics: GroupMetrics,
+    ) -> Result<Arc<Self>, discovery::ResolverError> {
+        let group = Arc::new(Self::new(config, health, metrics));
+        let watcher = Discovery::spawn(group.target().clone(), dns)?;
+        group.start(watcher);
+        Ok(group)
+    }
+
     /// Starts the DNS watcher and follows it; must run inside the control runtime.
     pub fn start(self: &Arc<Self>, discovery: Discovery) {
         let rx = discovery.subscribe();
         if self.discovery.set(discovery).is_err() {
             panic!("group {} started twice", self.name());
         }
-        tokio::spawn(Arc::clone(self).follow(rx));
+        tokio::spawn(follow(Arc::downgrade(self), rx));
     }
 
     pub fn discovery(&self) -> Option<&Discovery> {
         self.discovery.get()
     }
 
-    /// Applies every published endpoint set: new endpoints get a check task (checked at once),
+    /// Ready to take traffic: DNS has answered (or the target is an IP), the selector holds the
+    /// answer, and every endpoint in it has had its first active check. A reload swaps a new
+    /// group in once this holds.
+    pub fn warm(&self) -> bool {
+        let Some(discovery) = self.discovery() else {
+            return false;
+        };
+        let answered = match discovery.target().host() {
+            discovery::Host::Ip(_) => true,
+            discovery::Host::Name(_) => {
+                let stats = discovery.stats();
+                stats.lookups(LookupResult::Ok) + stats.lookups(LookupResult::Empty) > 0
+            }
+        };
+        // The watcher counts a lookup just before it publishes the answer, in one poll; on the
+        // one-thread control runtime this never runs between the two.
+        let published = discovery.endpoints();
+        answered
+            && self
+                .applied
+                .load()
+                .as_ref()
+                .is_some_and(|applied| **applied == *published)
+            && self.table.load().values().all(|e| e.last_check().is_some())
+    }
+
+    /// Applies one published endpoint set: new endpoints get a check task (checked at once),
     /// gone ones lose theirs, and the selector is rebuilt before held requests are woken.
-    async fn follow(self: Arc<Self>, mut rx: watch::Receiver<Endpoints>) {
-        let mut checks: HashMap<SocketAddr, CheckTask> = HashMap::new();
-        loop {
-            let set = rx.borrow_and_update().clone();
-            let old = self.table.load_full();
-            let table: HashMap<_, _> = set
-                .iter()
-                .map(|addr| {
-                    let endpoint = old
-                        .get(addr)
-                        .cloned()
-                        .unwrap_or_else(|| Arc::new(Endpoint::new(*addr)));
-                    (*addr, endpoint)
-                })
-                .collect();
-            checks.retain(|addr, _| table.contains_key(addr));
-            for (addr, endpoint) in &table {
-                checks.entry(*addr).or_insert_with(|| {
-                    health::spawn(
-                        Arc::clone(endpoint),
-                        Arc::clone(&self.checker),
-                        self.health.clone(),
-                        Arc::clone(&self.events),
-                    )
-                });
-            }
-            if table.is_empty() && !old.is_empty() {
-                warn!(group = %self.name(), "no endpoints: requests are held until one appears");
-            } else if !table.is_empty() && old.is_empty() {
-                info!(group = %self.name(), endpoints = table.len(), "endpoints available");
-            }
-            self.table.store(Arc::new(table));
-            self.membership.0.set(set);
-            if let Err(e) = self.lb.update().await {
-                warn!(group = %self.name(), error = %e, "rebuilding the selector failed");
-            }
-            self.events.changed();
-            if rx.changed().await.is_err() {
-                return;
-            }
+    async fn apply(&self, set: Endpoints, checks: &mut HashMap<SocketAddr, CheckTask>) {
+        let old = self.table.load_full();
+        let table: HashMap<_, _> = set
+            .iter()
+            .map(|addr| {
+                let endpoint = old
+                    .get(addr)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(Endpoint::new(*addr)));
+                (*addr, endpoint)
+            })
+            .collect();
+        checks.retain(|addr, _| table.contains_key(addr));
+        for (addr, endpoint) in &table {
+            checks.entry(*addr).or_insert_with(|| {
+                health::spawn(
+                    Arc::clone(endpoint),
+                    Arc::clone(&self.checker),
+                    self.health.clone(),
+                    Arc::clone(&self.events),
+                )
+            });
         }
+        if table.is_empty() && !old.is_empty() {
+            warn!(group = %self.name(), "no endpoints: requests are held until one appears");
+        } else if !table.is_empty() && old.is_empty() {
+            info!(group = %self.name(), endpoints = table.len(), "endpoints available");
+        }
+        self.table.store(Arc::new(table));
+        self.membership.0.set(Arc::clone(&set));
+        if let Err(e) = self.lb.update().await {
+            warn!(group = %self.name(), error = %e, "rebuilding the selector failed");
+        }
+        self.applied.store(Some(set));
+        self.events.changed();
     }
 
     /// Round-robin over usable endpoints this request has not tried; when every usable one was
@@ -216,5 +253,22 @@ impl Group {
         m.endpoints_usable.set(usable);
         m.endpoints_ejected.set(ejected);
         m.endpoints_down.set(down);
+    }
+}
+
+/// Follows the DNS watcher for as long as the group exists. It holds the group only while
+/// applying a change, so dropping the group's last reference drops its watcher, whose channel
+/// then closes and ends this loop, and with it every check task in `checks`.
+async fn follow(group: Weak<Group>, mut rx: watch::Receiver<Endpoints>) {
+    let mut checks: HashMap<SocketAddr, CheckTask> = HashMap::new();
+    loop {
+        let set = rx.borrow_and_update().clone();
+        match group.upgrade() {
+            Some(group) => group.apply(set, &mut checks).await,
+            None => return,
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
     }
 }

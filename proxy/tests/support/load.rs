@@ -150,3 +150,15 @@ async fn one(
 pub fn failures(samples: &[Sample]) -> Vec<&Sample> {
     samples.iter().filter(|s| !s.ok()).collect()
 }
+
+/// Panics naming the first few failures, if any request failed.
+pub fn assert_no_failures(samples: &[Sample]) {
+    let failed = failures(samples);
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed, first: {:?}",
+        failed.len(),
+        samples.len(),
+        &failed[..failed.len().min(5)]
+    );
+}

@@ -61,11 +61,34 @@ impl ProxyProcess {
     }
 
     pub fn sigterm(&self) {
+        self.signal("-TERM");
+    }
+
+    /// Asks the proxy to reload its `--config` file.
+    pub fn sighup(&self) {
+        self.signal("-HUP");
+    }
+
+    fn signal(&self, flag: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([flag, &self.child.id().to_string()])
             .status()
             .expect("running kill");
         assert!(status.success());
+    }
+
+    /// The value of one series on `/metrics`, e.g. `proxy_config_reloads_total{result="ok"}`;
+    /// None when the admin listener does not answer or the series is not there.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.admin_get("/metrics").await?;
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+    }
+
+    /// Is the process still running?
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
     }
 
     /// Waits for the process to exit; None if it is still running after `limit`.

@@ -1,0 +1,26 @@
+//! What requests are served with right now: the routes with their upstream groups and the
+//! per-request settings. Built at start and again by every reload ([`crate::reload`]) and swapped
+//! whole; each request takes the one current when it arrives and keeps it to the end, so a request
+//! in flight during a reload finishes on the groups and settings it started with.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+
+use crate::config::UpstreamSettings;
+use crate::limits::Limits;
+use crate::router::Router;
+
+pub struct Live {
+    pub router: Router,
+    pub upstream: UpstreamSettings,
+    pub limits: Limits,
+    /// 1 at start, one more per applied reload.
+    pub generation: u64,
+    /// When this generation was applied.
+    pub applied_at: SystemTime,
+}
+
+/// The current [`Live`], read once per request and replaced by a reload.
+pub type SharedLive = Arc<ArcSwap<Live>>;
