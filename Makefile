@@ -1,5 +1,5 @@
 # The README's commands. Each installs what it needs first (scripts/setup.sh).
-.PHONY: demo test setup lint fuzz
+.PHONY: demo soak test setup lint fuzz
 
 # The failover demo: the original lab's phases under load, through our proxy and pgbalancer, then
 # nginx (as in the original lab), nginx with the resolver workaround, and HAProxy. Results in
@@ -9,6 +9,14 @@ demo:
 	@scripts/setup.sh --demo
 	cargo build --release --locked -p proxy -p pgbalancer -p backend -p bench
 	target/release/lab $(DEMO_ARGS)
+
+# The chaos soak: 10 minutes of load through our stack while pods, replicas, pgbalancer and the
+# proxy's config change under it (bench/README.md). Results in bench/results/soak.md.
+SOAK_ARGS ?=
+soak:
+	@scripts/setup.sh --demo
+	cargo build --release --locked -p proxy -p pgbalancer -p backend -p bench
+	target/release/lab soak $(SOAK_ARGS)
 
 test: setup
 	cargo build --workspace --bins --locked

@@ -3,7 +3,8 @@
 //! dropped and the stopped pod's IP refuses connections instead, which the lab says up front.
 
 use std::net::Ipv4Addr;
-use std::process::Command;
+
+use crate::netfilter::{iptables, is_root};
 
 pub struct Blackhole {
     chain: Option<String>,
@@ -55,19 +56,4 @@ impl Drop for Blackhole {
             iptables(&["-X", &chain]);
         }
     }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
-}
-
-fn iptables(args: &[&str]) -> bool {
-    Command::new("iptables")
-        .args(args)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }

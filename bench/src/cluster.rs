@@ -18,13 +18,16 @@ use testkit::names::{cluster_fqdn, BACKEND_SERVICE, POSTGRES_REPLICAS_SERVICE};
 use testkit::{DnsServer, PgCluster};
 
 pub use backends::Backend;
+pub use db::service_addr;
 
 use crate::bins::Bins;
 use crate::blackhole::Blackhole;
 use crate::opts::Db;
-use crate::process::Process;
+use crate::service_ip::ServiceIps;
 
 pub const DNS_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 100, 53);
+/// The second Service name of the backend pods ([`Cluster::backend_green_fqdn`]).
+pub const BACKEND_GREEN_SERVICE: &str = "backend-green";
 const PG_FIRST_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 102, 1);
 
 /// What is ready now, read by the load at every request.
@@ -51,7 +54,9 @@ pub struct Cluster {
     backends: Vec<Backend>,
     next_backend: u8,
     replicas_in_dns: BTreeSet<String>,
-    db: Option<(Db, Process, SocketAddr)>,
+    db: Option<db::DbPod>,
+    next_db_pod: u8,
+    service_ips: ServiceIps,
     shutdown_delay: Duration,
 }
 
@@ -84,6 +89,8 @@ impl Cluster {
             next_backend: 1,
             replicas_in_dns: BTreeSet::new(),
             db: None,
+            next_db_pod: 1,
+            service_ips: ServiceIps::setup(),
             shutdown_delay,
         };
         for name in cluster.replica_names() {
@@ -91,6 +98,11 @@ impl Cluster {
         }
         cluster.publish_replicas();
         Ok(cluster)
+    }
+
+    /// The Service IPs (kube-proxy's DNAT) the Postgres balancer sits behind, if any.
+    pub fn service_ips(&self) -> &ServiceIps {
+        &self.service_ips
     }
 
     pub fn dns_addr(&self) -> SocketAddr {
@@ -113,14 +125,26 @@ impl Cluster {
             .collect()
     }
 
+    /// Replicas in DNS now, by name.
+    pub fn replicas_in_dns(&self) -> Vec<String> {
+        self.replicas_in_dns.iter().cloned().collect()
+    }
+
     /// Backends in DNS now, oldest first.
     pub fn backends(&self) -> &[Backend] {
         &self.backends
     }
 
+    /// A second headless Service over the same pods, as in a blue/green switch: the soak
+    /// reloads the proxy's config from one name to the other.
+    pub fn backend_green_fqdn() -> String {
+        cluster_fqdn(BACKEND_GREEN_SERVICE)
+    }
+
     fn publish_backends(&self) {
         let ips: Vec<_> = self.backends.iter().map(|b| b.ip).collect();
         self.dns.set(&Self::backend_fqdn(), &ips);
+        self.dns.set(&Self::backend_green_fqdn(), &ips);
         self.ready.backends.store(ips.len(), Ordering::Relaxed);
     }
 
@@ -165,11 +189,6 @@ impl Cluster {
         Ok(())
     }
 
-    /// The database address backends use.
-    pub fn db_addr(&self) -> Option<SocketAddr> {
-        self.db.as_ref().map(|(_, _, addr)| *addr)
-    }
-
     /// Resets to the baseline for a new run: the Postgres balancer `db`, both replicas in DNS, and
     /// two fresh backend pods.
     pub async fn reset(&mut self, db: Db) -> anyhow::Result<()> {
@@ -180,10 +199,8 @@ impl Cluster {
         for name in self.replica_names() {
             self.restore_replica(&name).await?;
         }
-        if self.db.as_ref().map(|(d, _, _)| *d) != Some(db) {
-            self.db = None;
-            let (process, addr) = db::start(db, self).await?;
-            self.db = Some((db, process, addr));
+        if self.db.as_ref().map(|pod| pod.kind) != Some(db) {
+            self.replace_db(db).await?;
         }
         for _ in 0..2 {
             self.add_backend().await?;

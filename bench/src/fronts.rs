@@ -3,7 +3,7 @@
 //! workaround, and HAProxy with `server-template` + `resolvers` + health checks + redispatch.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,6 +12,24 @@ use crate::bins::installed;
 use crate::cluster::Cluster;
 use crate::opts::Front;
 use crate::process::{wait_listening, Process};
+
+/// Our proxy's admin listener in the lab.
+pub const OURS_ADMIN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::new(127, 0, 100, 1),
+    9091,
+));
+
+/// Writes our proxy's config file (one group over the pods of the headless Service `fqdn`) and
+/// returns its path. The soak rewrites it with another Service and sends SIGHUP.
+pub fn write_ours_config(work: &Path, fqdn: &str) -> anyhow::Result<PathBuf> {
+    let path = work.join("proxy.yaml");
+    let yaml = format!(
+        "# Written by the lab.\ngroups:\n  - name: backend\n    upstream: {fqdn}:{}\n",
+        testkit::names::BACKEND_PORT
+    );
+    std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
 
 /// Why `front` cannot run here, with how to fix it.
 pub fn missing(front: Front) -> Option<String> {
@@ -37,13 +55,14 @@ pub async fn start(front: Front, cluster: &Cluster) -> anyhow::Result<(Process, 
     let (mut process, addr) = match front {
         Front::Ours => {
             let addr: SocketAddr = "127.0.100.1:8080".parse().expect("valid");
+            let config = write_ours_config(work, &backend)?;
             let args = [
+                "--config",
+                &config.display().to_string(),
                 "--listen",
                 &addr.to_string(),
                 "--admin",
-                "127.0.100.1:9091",
-                "--upstream",
-                &format!("{backend}:{port}"),
+                &OURS_ADMIN.to_string(),
                 "--resolver",
                 &dns.to_string(),
             ]

@@ -11,11 +11,14 @@ pub mod blackhole;
 pub mod cluster;
 pub mod fronts;
 pub mod load;
+mod netfilter;
 pub mod opts;
 pub mod plot;
 mod process;
 pub mod report;
 pub mod scenario;
+pub mod service_ip;
+pub mod soak;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,28 +49,60 @@ pub struct Settings {
     pub blackhole: &'static str,
 }
 
+/// What the demo and the soak stand on: the cluster, the packet filter's state, and the work
+/// directory with every process's log (removed when this is dropped, after the cluster).
+pub struct Lab {
+    pub cluster: Cluster,
+    pub blackhole: Arc<blackhole::Blackhole>,
+    _work: tempfile::TempDir,
+}
+
+impl Lab {
+    /// Starts DNS and Postgres (primary + 2 streaming replicas), and says how pods will behave.
+    pub async fn start(common: &opts::Common) -> anyhow::Result<Self> {
+        let bins = bins::Bins::locate(common.bin_dir.as_deref())?;
+        let blackhole = Arc::new(blackhole::Blackhole::setup());
+        println!("lab: {}", blackhole.describe());
+        let work = tempfile::Builder::new()
+            .prefix("lab-")
+            .tempdir()
+            .context("creating a work directory")?;
+        println!(
+            "lab: starting Postgres (primary + 2 streaming replicas) and DNS; logs in {}",
+            work.path().display()
+        );
+        let cluster = Cluster::start(
+            bins,
+            work.path().to_owned(),
+            Arc::clone(&blackhole),
+            common.shutdown_delay,
+        )
+        .await?;
+        println!("lab: {}", cluster.service_ips().describe());
+        std::fs::create_dir_all(&common.out)
+            .with_context(|| format!("creating {}", common.out.display()))?;
+        Ok(Self {
+            cluster,
+            blackhole,
+            _work: work,
+        })
+    }
+
+    /// How deleted pods' IPs behave, for the results.
+    pub fn blackhole_mode(&self) -> &'static str {
+        if self.blackhole.describe().starts_with("deleted") {
+            "iptables"
+        } else {
+            "refuse"
+        }
+    }
+}
+
 /// Runs the demo for every proxy in `opts`, prints the tables, writes the results.
 pub async fn run(opts: Opts) -> anyhow::Result<Results> {
-    let bins = bins::Bins::locate(opts.bin_dir.as_deref())?;
-    let blackhole = Arc::new(blackhole::Blackhole::setup());
-    println!("lab: {}", blackhole.describe());
-    let work = tempfile::Builder::new()
-        .prefix("lab-")
-        .tempdir()
-        .context("creating a work directory")?;
-    println!(
-        "lab: starting Postgres (primary + 2 streaming replicas) and DNS; logs in {}",
-        work.path().display()
-    );
-    let mut cluster = Cluster::start(
-        bins,
-        work.path().to_owned(),
-        Arc::clone(&blackhole),
-        opts.shutdown_delay,
-    )
-    .await?;
-    std::fs::create_dir_all(&opts.out)
-        .with_context(|| format!("creating {}", opts.out.display()))?;
+    let common = &opts.common;
+    let mut lab = Lab::start(common).await?;
+    let cluster = &mut lab.cluster;
 
     let mut runs = Vec::new();
     let mut skipped = Vec::new();
@@ -83,21 +118,21 @@ pub async fn run(opts: Opts) -> anyhow::Result<Results> {
             front.db().name()
         );
         cluster.reset(front.db()).await?;
-        let (mut proxy, addr) = fronts::start(front, &cluster).await?;
+        let (mut proxy, addr) = fronts::start(front, cluster).await?;
         let load = load::Load::start(
             addr,
-            opts.rate,
-            opts.request_timeout,
+            common.rate,
+            common.request_timeout,
             opts.quiet,
             Arc::clone(&cluster.ready),
         );
-        let phases = scenario::run(&mut cluster, &load, &opts).await;
+        let phases = scenario::run(cluster, &load, &opts).await;
         let samples = load.finish().await;
         proxy.wait_or_kill(Duration::ZERO).await;
         let phases = phases?;
         let run = report::summarize(front, &phases, &samples);
         println!("\n{}", report::table(&run));
-        let png = opts.out.join(format!("lab-{}.png", front.name()));
+        let png = common.out.join(format!("lab-{}.png", front.name()));
         let title = format!(
             "{} (Postgres via {}): every request, failures in red",
             front.name(),
@@ -108,7 +143,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<Results> {
             &title,
             &phases,
             &samples,
-            opts.request_timeout.as_secs_f64() * 1000.0,
+            common.request_timeout.as_secs_f64() * 1000.0,
         ) {
             Ok(()) => println!("timeline: {}", png.display()),
             Err(e) => println!("timeline not drawn: {e:#}"),
@@ -119,15 +154,11 @@ pub async fn run(opts: Opts) -> anyhow::Result<Results> {
     let results = Results {
         settings: Settings {
             phase_s: opts.phase.as_secs_f64(),
-            rate: opts.rate,
-            start_delay_s: opts.start_delay.as_secs_f64(),
-            request_timeout_s: opts.request_timeout.as_secs_f64(),
-            shutdown_delay_s: opts.shutdown_delay.as_secs_f64(),
-            blackhole: if blackhole.describe().starts_with("deleted") {
-                "iptables"
-            } else {
-                "refuse"
-            },
+            rate: common.rate,
+            start_delay_s: common.start_delay.as_secs_f64(),
+            request_timeout_s: common.request_timeout.as_secs_f64(),
+            shutdown_delay_s: common.shutdown_delay.as_secs_f64(),
+            blackhole: lab.blackhole_mode(),
         },
         runs,
         skipped,
@@ -140,7 +171,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<Results> {
 fn write(opts: &Opts, results: &Results) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(results)?;
     for name in ["lab.json", "latest.json"] {
-        let path = opts.out.join(name);
+        let path = opts.common.out.join(name);
         std::fs::write(&path, &json).with_context(|| format!("writing {}", path.display()))?;
     }
     let s = &results.settings;
@@ -160,12 +191,12 @@ fn write(opts: &Opts, results: &Results) -> anyhow::Result<()> {
             run.proxy
         ));
     }
-    let path = opts.out.join("lab.md");
+    let path = opts.common.out.join("lab.md");
     std::fs::write(&path, md).with_context(|| format!("writing {}", path.display()))?;
     println!(
         "\nresults: {}, {}",
         path.display(),
-        opts.out.join("latest.json").display()
+        opts.common.out.join("latest.json").display()
     );
     Ok(())
 }

@@ -2,12 +2,20 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use bench::opts::Command;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let opts = bench::Opts::parse();
+    let work = async {
+        match opts.command.clone() {
+            None => bench::run(opts).await.map(drop),
+            Some(Command::Soak(soak)) => bench::soak::run(soak).await.map(drop),
+        }
+    };
     tokio::select! {
-        result = bench::run(opts) => match result {
-            Ok(_) => ExitCode::SUCCESS,
+        result = work => match result {
+            Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("lab: {e:#}");
                 ExitCode::FAILURE

@@ -8,9 +8,19 @@ use clap::{Parser, ValueEnum};
 /// The lab: the k3d cluster played on one machine (real Postgres primary and streaming replicas,
 /// a DNS server whose records change as pods come and go, backend pods on their own loopback
 /// IPs), and the original lab's failover demo replayed under steady load through each proxy.
+/// `lab soak` runs a chaos soak through our stack instead.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "lab", version, about, long_about)]
+#[command(
+    name = "lab",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Opts {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Proxies to run the demo through, one after another.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Front::Ours, Front::Nginx, Front::NginxResolver, Front::Haproxy])]
     pub proxies: Vec<Front>,
@@ -19,6 +29,48 @@ pub struct Opts {
     #[arg(long, value_name = "DURATION", default_value = "8s", value_parser = humantime::parse_duration)]
     pub phase: Duration,
 
+    /// No line per request; phase banners and tables only.
+    #[arg(long)]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Chaos soak through our stack (proxy, backends, pgbalancer, replicas): for `--duration`,
+    /// steady load while a chaos loop replaces backend pods, deletes and restores replicas,
+    /// restarts pgbalancer and reloads the proxy's config; every request is counted.
+    Soak(SoakOpts),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SoakOpts {
+    /// How long the soak runs.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+
+    /// Mean pause between two chaos actions (each pause is drawn from 0.5x to 1.5x this).
+    #[arg(long, value_name = "DURATION", default_value = "4s", value_parser = humantime::parse_duration)]
+    pub chaos_interval: Duration,
+
+    /// Seed of the chaos loop's choices; the same seed replays the same sequence of actions.
+    /// [default: from the clock, printed at the start]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Print every request, not only failures and a status line every 10 s.
+    #[arg(long)]
+    pub verbose: bool,
+
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// What the demo and the soak share: the cluster's timings, the load, where things are.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
     /// Requests per second of the steady load.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub rate: u32,
@@ -35,17 +87,14 @@ pub struct Opts {
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
     pub shutdown_delay: Duration,
 
-    /// Where results go: <out>/lab-<proxy>.png, lab.md, lab.json and latest.json.
+    /// Where results go: the demo writes lab.md, lab.json, latest.json and lab-<proxy>.png; the
+    /// soak soak.md, soak.json and soak.png.
     #[arg(long, value_name = "DIR", default_value = "bench/results")]
     pub out: PathBuf,
 
     /// Directory with the proxy, pgbalancer and backend binaries [default: next to this one].
     #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
-
-    /// No line per request; phase banners and tables only.
-    #[arg(long)]
-    pub quiet: bool,
 }
 
 /// An HTTP proxy under test, each paired with the Postgres balancer its stack uses.

@@ -5,6 +5,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 pub struct Process {
@@ -50,9 +51,14 @@ impl Process {
 
     /// Sends SIGTERM, as the kubelet does to a deleted pod.
     pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal `name` (`TERM`, `HUP`, ...) if the process still runs.
+    pub fn signal(&self, name: &str) {
         if let Some(pid) = self.pid() {
             let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
+                .args([&format!("-{name}"), &pid.to_string()])
                 .status();
         }
     }
@@ -89,15 +95,61 @@ pub async fn wait_listening(
     addr: std::net::SocketAddr,
     limit: Duration,
 ) -> anyhow::Result<()> {
+    poll(process, limit, &format!("listening on {addr}"), || async {
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+    })
+    .await
+}
+
+/// Polls `GET /readyz` on `addr` until it answers 200, for at most `limit`.
+pub async fn wait_ready(
+    process: &mut Process,
+    addr: std::net::SocketAddr,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    poll(process, limit, &format!("ready on {addr}"), || async {
+        http_get(addr, "/readyz")
+            .await
+            .is_some_and(|(status, _)| status == 200)
+    })
+    .await
+}
+
+/// Checks `done` every 50 ms while `process` runs, for at most `limit`.
+async fn poll<F: std::future::Future<Output = bool>>(
+    process: &mut Process,
+    limit: Duration,
+    what: &str,
+    mut done: impl FnMut() -> F,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         process.check_running()?;
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+        if done().await {
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
-            bail!("{} does not listen on {addr} after {limit:?}", process.name);
+            bail!("{} is not {what} after {limit:?}", process.name);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `GET path` over a fresh connection (at most 2 s): the status code and the body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n");
+        s.write_all(request.as_bytes()).await.ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf);
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let status = head.get(9..12)?.parse().ok()?;
+        Some((status, body.to_owned()))
+    };
+    tokio::time::timeout(Duration::from_secs(2), attempt)
+        .await
+        .ok()
+        .flatten()
 }

@@ -39,13 +39,14 @@ pub struct Stats {
     pub failed_by_kind: BTreeMap<String, usize>,
     pub longest_error_streak: usize,
     pub max_ms: f64,
+    pub p50_ms: f64,
     pub p99_ms: f64,
     /// Up to three failures as the client saw them: kind, latency, body.
     pub examples: Vec<String>,
 }
 
 impl Stats {
-    fn of<'a>(samples: impl Iterator<Item = &'a Sample>) -> Self {
+    pub(crate) fn of<'a>(samples: impl Iterator<Item = &'a Sample>) -> Self {
         let mut s = Self::default();
         let mut latencies = Vec::new();
         let mut streak = 0;
@@ -72,6 +73,7 @@ impl Stats {
         }
         latencies.sort_by(f64::total_cmp);
         s.max_ms = latencies.last().copied().unwrap_or(0.0);
+        s.p50_ms = percentile(&latencies, 0.5);
         s.p99_ms = percentile(&latencies, 0.99);
         s
     }
@@ -118,7 +120,7 @@ pub fn summarize(front: Front, phases: &[Phase], samples: &[Sample]) -> Run {
     }
 }
 
-fn kinds(s: &Stats) -> String {
+pub(crate) fn kinds(s: &Stats) -> String {
     if s.failed_by_kind.is_empty() {
         return "-".into();
     }

@@ -53,7 +53,7 @@ pub async fn run(cluster: &mut Cluster, load: &Load, opts: &Opts) -> anyhow::Res
     phases.push(p.hold(opts.phase, load).await);
 
     let mut p = phase("B.restore", "backends back to 2: a new pod on a new IP");
-    progress("pod starting", opts.start_delay).await;
+    progress("pod starting", opts.common.start_delay).await;
     let addr = cluster.add_backend().await?;
     p.restored(Some(addr.to_string()), None, load);
     phases.push(p.hold(opts.phase, load).await);
@@ -68,7 +68,7 @@ pub async fn run(cluster: &mut Cluster, load: &Load, opts: &Opts) -> anyhow::Res
         "the only backend pod deleted; its replacement starts",
     );
     cluster.delete_backend()?;
-    progress("replacement starting", opts.start_delay).await;
+    progress("replacement starting", opts.common.start_delay).await;
     let addr = cluster.add_backend().await?;
     p.restored(Some(addr.to_string()), None, load);
     phases.push(p.hold(opts.phase / 2, load).await);

@@ -1,35 +1,17 @@
 //! The failover demo, short, through our proxy and pgbalancer: no request fails in any phase, and
 //! every restored replica and pod serves again.
 
-use std::path::PathBuf;
-
 use clap::Parser;
+
+mod support;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_stack_fails_no_request_in_any_phase_and_restored_pods_serve() {
-    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_lab"))
-        .parent()
-        .expect("target dir")
-        .to_owned();
     let out = tempfile::tempdir().unwrap();
-    let opts = bench::Opts::parse_from([
-        "lab",
-        "--proxies",
-        "ours",
-        "--phase",
-        "2s",
-        "--start-delay",
-        "1s",
-        "--shutdown-delay",
-        "1s",
-        "--rate",
-        "25",
-        "--quiet",
-        "--bin-dir",
-        bin_dir.to_str().unwrap(),
-        "--out",
-        out.path().to_str().unwrap(),
-    ]);
+    let opts = bench::Opts::parse_from(support::lab_args(
+        &["--proxies", "ours", "--phase", "2s", "--quiet"],
+        out.path(),
+    ));
     let results = bench::run(opts).await.expect("the lab ran");
 
     assert_eq!(results.runs.len(), 1);

@@ -4,10 +4,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Cluster;
-use crate::process::Process;
+use crate::process::{wait_ready, Process};
 
 pub struct Backend {
     pub name: String,
@@ -69,10 +68,15 @@ impl Cluster {
     /// Deletes the oldest pod, as `kubectl delete pod` or a scale-down does: out of DNS at once,
     /// SIGTERM, and once it exited its IP goes silent (in the background; the phase goes on).
     pub fn delete_backend(&mut self) -> anyhow::Result<SocketAddr> {
-        if self.backends.is_empty() {
-            bail!("no backend pod to delete");
+        self.delete_backend_at(0)
+    }
+
+    /// Deletes the pod at `index` in [`Cluster::backends`] (oldest first), as [`Self::delete_backend`].
+    pub fn delete_backend_at(&mut self, index: usize) -> anyhow::Result<SocketAddr> {
+        if index >= self.backends.len() {
+            bail!("no backend pod number {index} to delete");
         }
-        let mut pod = self.backends.remove(0);
+        let mut pod = self.backends.remove(index);
         self.publish_backends();
         let addr = pod.addr();
         pod.process.sigterm();
@@ -84,40 +88,4 @@ impl Cluster {
         });
         Ok(addr)
     }
-}
-
-/// Polls `GET /readyz` until it answers 200.
-async fn wait_ready(
-    process: &mut Process,
-    addr: SocketAddr,
-    limit: Duration,
-) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        process.check_running()?;
-        if readyz(addr).await {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("{} is not ready on {addr} after {limit:?}", process.name);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn readyz(addr: SocketAddr) -> bool {
-    let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        s.write_all(b"GET /readyz HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n")
-            .await
-            .ok()?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.ok()?;
-        Some(buf.starts_with(b"HTTP/1.1 200"))
-    };
-    tokio::time::timeout(Duration::from_secs(2), attempt)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(false)
 }

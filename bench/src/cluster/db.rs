@@ -1,85 +1,161 @@
 //! The Postgres balancer in front of the replicas: pgbalancer, or HAProxy `mode tcp` with
 //! `server-template` over the replicas' name and `pgsql-check`, as in the original lab.
+//!
+//! It runs as a pod on an IP of its own (127.0.103.N) behind a Service IP (127.0.100.5 for
+//! pgbalancer, .6 for HAProxy) that the backends dial, so it can be restarted as a Deployment's
+//! rolling update does: new pod, ready, Service repointed, old pod stopped.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use anyhow::Context;
 
 use super::Cluster;
 use crate::opts::Db;
-use crate::process::{wait_listening, Process};
+use crate::process::{wait_listening, wait_ready, Process};
 
 const PASSWORD_ENV: &str = "LAB_CHECK_PASSWORD";
+const PORT: u16 = testkit::names::POSTGRES_PORT;
+/// How long a stopped balancer pod may take to finish its open sessions.
+const STOP_GRACE: Duration = Duration::from_secs(15);
 
-pub async fn start(db: Db, cluster: &Cluster) -> anyhow::Result<(Process, SocketAddr)> {
-    let upstream = format!("{}:{}", Cluster::replicas_fqdn(), cluster.pg.port());
-    let (mut process, addr) = match db {
-        Db::Pgbalancer => {
-            let addr: SocketAddr = "127.0.100.5:5432".parse().expect("valid");
-            let args = [
-                "--listen",
-                &addr.to_string(),
-                "--admin",
-                "127.0.100.5:9187",
-                "--upstream",
-                &upstream,
-                "--resolver",
-                &cluster.dns_addr().to_string(),
-                "--check-user",
-                cluster.pg.user(),
-                "--check-database",
-                cluster.pg.database(),
-                "--check-password-env",
-                PASSWORD_ENV,
-            ]
-            .map(str::to_owned);
-            let env = [
-                (PASSWORD_ENV, cluster.pg.password().to_owned()),
-                ("RUST_LOG", "warn".to_owned()),
-            ];
-            (
-                Process::spawn(
-                    "pgbalancer",
-                    &cluster.bins.pgbalancer,
-                    &args,
-                    &env,
-                    &cluster.work,
-                )?,
-                addr,
-            )
+/// A running balancer pod.
+pub struct DbPod {
+    pub kind: Db,
+    pub addr: SocketAddrV4,
+    process: Process,
+}
+
+/// The Service IP the backends dial for `db`.
+pub fn service_addr(db: Db) -> SocketAddrV4 {
+    let ip = match db {
+        Db::Pgbalancer => Ipv4Addr::new(127, 0, 100, 5),
+        Db::HaproxyTcp => Ipv4Addr::new(127, 0, 100, 6),
+    };
+    SocketAddrV4::new(ip, PORT)
+}
+
+impl Cluster {
+    /// The database address backends use: the Service IP, or without one the pod itself.
+    pub fn db_addr(&self) -> Option<SocketAddr> {
+        let pod = self.db.as_ref()?;
+        Some(if self.service_ips.available() {
+            service_addr(pod.kind).into()
+        } else {
+            pod.addr.into()
+        })
+    }
+
+    /// Runs `db` as the Postgres balancer, replacing whatever ran before.
+    pub(super) async fn replace_db(&mut self, db: Db) -> anyhow::Result<()> {
+        if let Some(mut old) = self.db.take() {
+            old.process.wait_or_kill(Duration::ZERO).await;
         }
-        Db::HaproxyTcp => {
-            let addr: SocketAddr = "127.0.100.6:5432".parse().expect("valid");
-            let config = cluster.work.join("haproxy-tcp.cfg");
-            std::fs::write(
-                &config,
-                haproxy_tcp(addr, &upstream, cluster.dns_addr(), cluster.pg.user()),
-            )
-            .context("writing the HAProxy config")?;
-            let args = [
-                "-db".to_owned(),
-                "-f".to_owned(),
-                config.display().to_string(),
-            ];
-            (
-                Process::spawn(
-                    "haproxy-tcp",
+        let pod = self.start_db_pod(db).await?;
+        self.service_ips.point(service_addr(db), pod.addr);
+        self.db = Some(pod);
+        Ok(())
+    }
+
+    /// Restarts the Postgres balancer as a rolling update: a new pod on a new IP, ready, the
+    /// Service pointed at it, then SIGTERM to the old one, which finishes its open sessions in
+    /// the background. Without a Service IP the old pod stops first and the new one takes its
+    /// address. Returns the new pod's address.
+    pub async fn restart_db(&mut self) -> anyhow::Result<SocketAddrV4> {
+        let mut old = self.db.take().context("no Postgres balancer running")?;
+        if !self.service_ips.available() {
+            old.process.sigterm();
+            old.process.wait_or_kill(STOP_GRACE).await;
+        }
+        let new = match self.start_db_pod(old.kind).await {
+            Ok(new) => new,
+            Err(e) => {
+                self.db = Some(old);
+                return Err(e);
+            }
+        };
+        self.service_ips.point(service_addr(new.kind), new.addr);
+        let addr = new.addr;
+        self.db = Some(new);
+        old.process.sigterm();
+        tokio::spawn(async move { old.process.wait_or_kill(STOP_GRACE).await });
+        Ok(addr)
+    }
+
+    async fn start_db_pod(&mut self, db: Db) -> anyhow::Result<DbPod> {
+        let ip = if self.service_ips.available() {
+            let n = self.next_db_pod;
+            self.next_db_pod = n.checked_add(1).context("out of balancer pod IPs")?;
+            Ipv4Addr::new(127, 0, 103, n)
+        } else {
+            *service_addr(db).ip()
+        };
+        let addr = SocketAddrV4::new(ip, PORT);
+        let name = format!("{}-{}", db.name(), ip.octets()[3]);
+        let upstream = format!("{}:{}", Cluster::replicas_fqdn(), self.pg.port());
+        let process = match db {
+            Db::Pgbalancer => {
+                let admin = SocketAddr::from((ip, testkit::names::PGBALANCER_ADMIN_PORT));
+                let args = [
+                    "--listen",
+                    &addr.to_string(),
+                    "--admin",
+                    &admin.to_string(),
+                    "--upstream",
+                    &upstream,
+                    "--resolver",
+                    &self.dns_addr().to_string(),
+                    "--check-user",
+                    self.pg.user(),
+                    "--check-database",
+                    self.pg.database(),
+                    "--check-password-env",
+                    PASSWORD_ENV,
+                ]
+                .map(str::to_owned);
+                let env = [
+                    (PASSWORD_ENV, self.pg.password().to_owned()),
+                    ("RUST_LOG", "warn".to_owned()),
+                ];
+                let mut process =
+                    Process::spawn(&name, &self.bins.pgbalancer, &args, &env, &self.work)?;
+                // A readiness probe: clients only once a replica passed its checks.
+                wait_ready(&mut process, admin, Duration::from_secs(20)).await?;
+                process
+            }
+            Db::HaproxyTcp => {
+                let config = self.work.join(format!("{name}.cfg"));
+                std::fs::write(
+                    &config,
+                    haproxy_tcp(addr, &upstream, self.dns_addr(), self.pg.user()),
+                )
+                .context("writing the HAProxy config")?;
+                let args = [
+                    "-db".to_owned(),
+                    "-f".to_owned(),
+                    config.display().to_string(),
+                ];
+                let mut process = Process::spawn(
+                    &name,
                     std::path::Path::new("haproxy"),
                     &args,
                     &[],
-                    &cluster.work,
-                )?,
-                addr,
-            )
-        }
-    };
-    wait_listening(&mut process, addr, Duration::from_secs(10)).await?;
-    Ok((process, addr))
+                    &self.work,
+                )?;
+                wait_listening(&mut process, addr.into(), Duration::from_secs(10)).await?;
+                process
+            }
+        };
+        Ok(DbPod {
+            kind: db,
+            addr,
+            process,
+        })
+    }
 }
 
 /// As the original lab's HAProxy: round-robin over `server-template` slots filled by DNS.
-fn haproxy_tcp(listen: SocketAddr, upstream: &str, dns: SocketAddr, user: &str) -> String {
+fn haproxy_tcp(listen: SocketAddrV4, upstream: &str, dns: SocketAddr, user: &str) -> String {
     let (name, port) = upstream.rsplit_once(':').expect("NAME:PORT");
     format!(
         "global\n  maxconn 4000\n\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1m\n  timeout server 1m\n\n\
