@@ -13,7 +13,7 @@ pub mod fronts;
 pub mod load;
 pub mod opts;
 pub mod plot;
-mod process;
+pub mod process;
 pub mod report;
 pub mod scenario;
 

@@ -4,9 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context;
-
 use super::Cluster;
+use crate::fronts::spawn_haproxy;
 use crate::opts::Db;
 use crate::process::{wait_listening, Process};
 
@@ -51,27 +50,8 @@ pub async fn start(db: Db, cluster: &Cluster) -> anyhow::Result<(Process, Socket
         }
         Db::HaproxyTcp => {
             let addr: SocketAddr = "127.0.100.6:5432".parse().expect("valid");
-            let config = cluster.work.join("haproxy-tcp.cfg");
-            std::fs::write(
-                &config,
-                haproxy_tcp(addr, &upstream, cluster.dns_addr(), cluster.pg.user()),
-            )
-            .context("writing the HAProxy config")?;
-            let args = [
-                "-db".to_owned(),
-                "-f".to_owned(),
-                config.display().to_string(),
-            ];
-            (
-                Process::spawn(
-                    "haproxy-tcp",
-                    std::path::Path::new("haproxy"),
-                    &args,
-                    &[],
-                    &cluster.work,
-                )?,
-                addr,
-            )
+            let config = haproxy_tcp(addr, &upstream, cluster.dns_addr(), cluster.pg.user());
+            (spawn_haproxy("haproxy-tcp", &config, &cluster.work)?, addr)
         }
     };
     wait_listening(&mut process, addr, Duration::from_secs(10)).await?;
