@@ -16,6 +16,7 @@ pub mod plot;
 pub mod process;
 pub mod report;
 pub mod scenario;
+pub mod speed;
 
 use std::sync::Arc;
 use std::time::Duration;
