@@ -7,7 +7,7 @@
 //! on our code: `direct` (wrk straight at it) is the ceiling every proxy is measured under.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -146,7 +146,7 @@ backend origin\n  http-response set-header X-Upstream-Addr %si:%sp\n  server ori
 
 fn spawn_ours(
     name: &str,
-    binary: &PathBuf,
+    binary: &Path,
     listen: SocketAddr,
     admin: SocketAddr,
     upstream: SocketAddr,
