@@ -5,14 +5,13 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use serde::Serialize;
 
 use super::chart::{self, Panel};
 use super::contestants::{self, Plan, Server};
-use super::measure::{self, Machine};
+use super::measure;
 use super::opts::{Body, Common, HttpOpts, Mode};
-use super::table::{self, fmt_ratio, median, ratio, thousands, Table};
+use super::table::{self, fmt_ratio, median, ratio, thousands, Header, Table};
 use super::wrk::{self, WrkRun};
 
 /// `127.0.110.x`: origin .1, nginx .2, HAProxy .3, ours .4, baseline .5.
@@ -20,15 +19,11 @@ const BLOCK: u8 = 110;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Results {
-    pub command: String,
-    pub machine: Machine,
-    pub threads: usize,
-    pub rounds: usize,
-    pub seconds: u64,
+    #[serde(flatten)]
+    pub header: Header,
     pub wrk_threads: usize,
     /// Peak RSS is per run (reset before each); false: since the server started.
     pub peak_per_run: bool,
-    pub skipped: Vec<(String, String)>,
     pub scenarios: Vec<Scenario>,
 }
 
@@ -78,11 +73,8 @@ pub struct Sample {
 }
 
 pub async fn run(common: &Common, opts: &HttpOpts) -> anyhow::Result<Results> {
-    let machine = Machine::describe(&["nginx", "haproxy", "wrk"]);
-    let work = tempfile::Builder::new()
-        .prefix("bench-http-")
-        .tempdir()
-        .context("creating a work directory")?;
+    let mut header = Header::new(common, &["nginx", "haproxy", "wrk"]);
+    let work = table::work_dir("bench-http-")?;
     let max_conns = opts.conns.iter().copied().max().unwrap_or(0);
     let plan = Plan {
         block: BLOCK,
@@ -103,7 +95,7 @@ pub async fn run(common: &Common, opts: &HttpOpts) -> anyhow::Result<Results> {
         println!("bench http: skipping {name}: {why}");
     }
 
-    let seconds = common.seconds();
+    let seconds = header.seconds;
     let mut peak_per_run = true;
     let mut scenarios = Vec::new();
     for &mode in &opts.modes {
@@ -170,24 +162,16 @@ pub async fn run(common: &Common, opts: &HttpOpts) -> anyhow::Result<Results> {
         }
     }
 
+    header.skipped.clone_from(&fleet.skipped);
     let results = Results {
-        command: table::command_line(),
-        machine,
-        threads: common.threads,
-        rounds: common.rounds,
-        seconds,
+        header,
         wrk_threads: opts.wrk_threads,
         peak_per_run,
-        skipped: fleet.skipped.clone(),
         scenarios,
     };
-    let png = common.out.join("http.png");
-    std::fs::create_dir_all(&common.out)?;
-    match draw(&results, &png) {
-        Ok(()) => println!("chart: {}", png.display()),
-        Err(e) => println!("chart not drawn: {e:#}"),
-    }
-    table::write(&common.out, "http", &results, &markdown(&results))?;
+    table::publish(&common.out, "http", &results, &markdown(&results), |png| {
+        draw(&results, png)
+    })?;
     Ok(results)
 }
 
@@ -266,17 +250,17 @@ origin, the ceiling). {} interleaved round(s) of {} s per scenario (direct, ngin
 then again), medians; wrk -t{} with a Lua `done()` hook for p99.9. CPU: utime+stime of the server's \
 process tree (the proxy's alone; the origin's for `direct`) over a run, per 100k requests answered. \
 Peak RSS: VmHWM of the tree, {}.\n\n{}\n",
-        r.command,
-        r.threads,
-        r.rounds,
-        r.seconds,
+        r.header.command,
+        r.header.threads,
+        r.header.rounds,
+        r.header.seconds,
         r.wrk_threads,
         if r.peak_per_run {
             "reset before each run (clear_refs), the largest over the rounds"
         } else {
             "since the server started (the kernel refused to reset it)"
         },
-        r.machine.markdown()
+        r.header.machine.markdown()
     );
     md.push_str(
         "\nOrigin: nginx answering `/small` (a 37-byte JSON, `return 200`) and `/64k` (a 64 KiB file, \
@@ -284,9 +268,7 @@ sendfile). Proxies: nginx (upstream keepalive 1024, proxy_buffers 8×16k so 64 K
 HAProxy (`mode http`, keep-alive both sides, `http-reuse safe`), ours (`--threads`, `RUST_LOG=warn`); \
 all add `X-Upstream-Addr`, none logs access; idle timeouts 300 s, keepalive_requests unlimited.\n",
     );
-    for (name, why) in &r.skipped {
-        md.push_str(&format!("\n- {name} skipped: {why}\n"));
-    }
+    md.push_str(&r.header.skipped_markdown());
     if r.scenarios.iter().any(|s| s.get("ours").is_some()) {
         md.push_str("\n## Ours against nginx\n\n");
         let mut t = Table::new(&[
@@ -342,7 +324,7 @@ fn draw(r: &Results, png: &std::path::Path) -> anyhow::Result<()> {
         png,
         &format!(
             "HTTP, {} thread(s), medians of {} round(s) × {} s",
-            r.threads, r.rounds, r.seconds
+            r.header.threads, r.header.rounds, r.header.seconds
         ),
         &groups,
         &[

@@ -7,7 +7,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -15,9 +14,9 @@ use tokio::sync::Semaphore;
 use super::chart::{self, Panel};
 use super::client;
 use super::contestants::{self, Plan};
-use super::measure::{self, Machine};
+use super::measure;
 use super::opts::{Common, IdleOpts};
-use super::table::{self, fmt_ratio, median, ratio, thousands, Table};
+use super::table::{self, fmt_ratio, median, ratio, thousands, Header, Table};
 
 /// `127.0.112.x` for the servers (as in `http`); clients connect from `127.0.113.1–16`.
 const BLOCK: u8 = 112;
@@ -27,12 +26,9 @@ const CONCURRENCY: usize = 200;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Results {
-    pub command: String,
-    pub machine: Machine,
-    pub threads: usize,
-    pub rounds: usize,
+    #[serde(flatten)]
+    pub header: Header,
     pub connections: usize,
-    pub skipped: Vec<(String, String)>,
     pub contestants: Vec<Summary>,
 }
 
@@ -59,17 +55,13 @@ pub struct Sample {
 }
 
 pub async fn run(common: &Common, opts: &IdleOpts) -> anyhow::Result<Results> {
-    let machine = Machine::describe(&["nginx", "haproxy"]);
+    let mut header = Header::new(common, &["nginx", "haproxy"]);
     let n = opts.idle_conns;
     let mut runs: Vec<(String, Vec<Sample>)> = Vec::new();
-    let mut skipped = Vec::new();
     for round in 1..=common.rounds {
         // Fresh servers every round: memory a server freed stays in its allocator and would hide
         // the next round's cost.
-        let work = tempfile::Builder::new()
-            .prefix("bench-idle-")
-            .tempdir()
-            .context("creating a work directory")?;
+        let work = table::work_dir("bench-idle-")?;
         let plan = Plan {
             block: BLOCK,
             common,
@@ -77,7 +69,7 @@ pub async fn run(common: &Common, opts: &IdleOpts) -> anyhow::Result<Results> {
             work: work.path(),
         };
         let fleet = contestants::start(&plan).await?;
-        skipped.clone_from(&fleet.skipped);
+        header.skipped.clone_from(&fleet.skipped);
         for server in &fleet.proxies {
             let sample = measure_one(server.addr, server.pid(), n).await?;
             println!(
@@ -112,36 +104,14 @@ pub async fn run(common: &Common, opts: &IdleOpts) -> anyhow::Result<Results> {
         c.kib_per_conn_vs_nginx = ratio(c.kib_per_conn, nginx);
     }
     let results = Results {
-        command: table::command_line(),
-        machine,
-        threads: common.threads,
-        rounds: common.rounds,
+        header,
         connections: n,
-        skipped,
         contestants,
     };
     println!("\n{}", results_table(&results));
-    std::fs::create_dir_all(&common.out)?;
-    let png = common.out.join("idle.png");
-    let groups = [format!("{n} idle connections")];
-    let series = results
-        .contestants
-        .iter()
-        .map(|c| (c.name.as_str(), vec![c.kib_per_conn]))
-        .collect();
-    let title = format!(
-        "Memory per idle keep-alive connection, {} thread(s)",
-        results.threads
-    );
-    let panels = [Panel {
-        y_desc: "KiB per connection",
-        series,
-    }];
-    match chart::bars(&png, &title, &groups, &panels) {
-        Ok(()) => println!("chart: {}", png.display()),
-        Err(e) => println!("chart not drawn: {e:#}"),
-    }
-    table::write(&common.out, "idle", &results, &markdown(&results))?;
+    table::publish(&common.out, "idle", &results, &markdown(&results), |png| {
+        draw(&results, png)
+    })?;
     Ok(results)
 }
 
@@ -284,18 +254,16 @@ tree), then {} client connections from 127.0.113.1–16 that each did one `GET /
 one second to settle, RSS again; (after − before) / connections. Then a second request on every \
 connection shows the proxy kept them (`still answering`). Median of {} round(s); the RSS columns are \
 the last round's. Kernel socket buffers are not in RSS and not counted.\n\n{}\n\n{}\n",
-        r.command,
-        r.threads,
+        r.header.command,
+        r.header.threads,
         r.connections,
         CONCURRENCY,
         r.connections,
-        r.rounds,
-        r.machine.markdown(),
+        r.header.rounds,
+        r.header.machine.markdown(),
         results_table(r)
     );
-    for (name, why) in &r.skipped {
-        md.push_str(&format!("\n- {name} skipped: {why}\n"));
-    }
+    md.push_str(&r.header.skipped_markdown());
     for c in &r.contestants {
         if let Some(e) = c.runs.iter().find_map(|s| s.first_error.as_deref()) {
             md.push_str(&format!("\n- {}: a connection failed: {e}\n", c.name));
@@ -303,4 +271,24 @@ the last round's. Kernel socket buffers are not in RSS and not counted.\n\n{}\n\
     }
     md.push_str("\n![KiB per idle connection](idle.png)\n");
     md
+}
+
+fn draw(r: &Results, png: &std::path::Path) -> anyhow::Result<()> {
+    let series = r
+        .contestants
+        .iter()
+        .map(|c| (c.name.as_str(), vec![c.kib_per_conn]))
+        .collect();
+    chart::bars(
+        png,
+        &format!(
+            "Memory per idle keep-alive connection, {} thread(s)",
+            r.header.threads
+        ),
+        &[format!("{} idle connections", r.connections)],
+        &[Panel {
+            y_desc: "KiB per connection",
+            series,
+        }],
+    )
 }

@@ -11,10 +11,10 @@ use serde::Serialize;
 use testkit::PgCluster;
 
 use super::chart::{self, Panel};
-use super::measure::{self, Machine};
+use super::measure;
 use super::opts::{Common, PgMode, PgOpts};
 use super::pgbench::{self, Login, PgbenchRun};
-use super::table::{self, fmt_ratio, median, ratio, thousands, Table};
+use super::table::{self, fmt_ratio, median, ratio, thousands, Header, Table};
 use crate::bins::installed;
 use crate::fronts::spawn_haproxy;
 use crate::process::{wait_listening, Process};
@@ -27,13 +27,9 @@ const PASSWORD_ENV: &str = "BENCH_CHECK_PASSWORD";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Results {
-    pub command: String,
-    pub machine: Machine,
-    pub threads: usize,
-    pub rounds: usize,
-    pub seconds: u64,
+    #[serde(flatten)]
+    pub header: Header,
     pub scale: u32,
-    pub skipped: Vec<(String, String)>,
     pub scenarios: Vec<Scenario>,
 }
 
@@ -85,11 +81,8 @@ struct Contestant {
 }
 
 pub async fn run(common: &Common, opts: &PgOpts) -> anyhow::Result<Results> {
-    let machine = Machine::describe(&["haproxy", "pgbench"]);
-    let work = tempfile::Builder::new()
-        .prefix("bench-pg-")
-        .tempdir()
-        .context("creating a work directory")?;
+    let mut header = Header::new(common, &["haproxy", "pgbench"]);
+    let work = table::work_dir("bench-pg-")?;
     println!(
         "bench pg: starting Postgres (primary + 1 streaming replica); logs in {}",
         work.path().display()
@@ -119,12 +112,11 @@ pub async fn run(common: &Common, opts: &PgOpts) -> anyhow::Result<Results> {
         addr: replica,
         process: None,
     }];
-    let mut skipped = Vec::new();
     contestants.push(pgbalancer(common, &cluster, replica, work.path()).await?);
     if installed("haproxy") {
         contestants.push(haproxy(common, &cluster, replica, work.path()).await?);
     } else {
-        skipped.push((
+        header.skipped.push((
             "haproxy".to_owned(),
             "not installed: apt-get install haproxy, or scripts/setup.sh".to_owned(),
         ));
@@ -133,7 +125,7 @@ pub async fn run(common: &Common, opts: &PgOpts) -> anyhow::Result<Results> {
         wait_login(&cluster, c).await?;
     }
 
-    let seconds = common.seconds();
+    let seconds = header.seconds;
     let mut scenarios = Vec::new();
     for &mode in &opts.pg_modes {
         for &clients in &opts.clients {
@@ -181,22 +173,13 @@ pub async fn run(common: &Common, opts: &PgOpts) -> anyhow::Result<Results> {
         }
     }
     let results = Results {
-        command: table::command_line(),
-        machine,
-        threads: common.threads,
-        rounds: common.rounds,
-        seconds,
+        header,
         scale: opts.scale,
-        skipped,
         scenarios,
     };
-    std::fs::create_dir_all(&common.out)?;
-    let png = common.out.join("pg.png");
-    match draw(&results, &png) {
-        Ok(()) => println!("chart: {}", png.display()),
-        Err(e) => println!("chart not drawn: {e:#}"),
-    }
-    table::write(&common.out, "pg", &results, &markdown(&results))?;
+    table::publish(&common.out, "pg", &results, &markdown(&results), |png| {
+        draw(&results, png)
+    })?;
     Ok(results)
 }
 
@@ -229,13 +212,8 @@ async fn pgbalancer(
         // Tokio's default is one worker per core; the same count as the others instead.
         ("TOKIO_WORKER_THREADS", common.threads.to_string()),
     ];
-    let mut process = Process::spawn("pgbalancer", &binary, &args, &env, work)?;
-    wait_listening(&mut process, addr, Duration::from_secs(15)).await?;
-    Ok(Contestant {
-        name: "pgbalancer",
-        addr,
-        process: Some(process),
-    })
+    let process = Process::spawn("pgbalancer", &binary, &args, &env, work)?;
+    listening("pgbalancer", addr, process).await
 }
 
 /// HAProxy `mode tcp` to the replica, `pgsql-check` every second as pgbalancer checks.
@@ -252,10 +230,18 @@ listen postgres\n  bind {addr}\n  option pgsql-check user {}\n  server replica {
         common.threads,
         cluster.user()
     );
-    let mut process = spawn_haproxy("haproxy-tcp", &config, work)?;
+    let process = spawn_haproxy("haproxy-tcp", &config, work)?;
+    listening("haproxy", addr, process).await
+}
+
+async fn listening(
+    name: &'static str,
+    addr: SocketAddr,
+    mut process: Process,
+) -> anyhow::Result<Contestant> {
     wait_listening(&mut process, addr, Duration::from_secs(15)).await?;
     Ok(Contestant {
-        name: "haproxy",
+        name,
         addr,
         process: Some(process),
     })
@@ -358,17 +344,15 @@ new connection (and SCRAM login) per transaction. {} interleaved round(s) of {} 
 ms` is pgbench's latency average (with `-C` it includes connecting and logging in); the percentiles \
 come from pgbench's per-transaction log (`-l`), which times the transaction alone, also with `-C`. \
 Balancer CPU: utime+stime per 100k transactions.\n\n{}\n",
-        r.command,
+        r.header.command,
         r.scale,
-        r.threads,
-        r.threads,
-        r.rounds,
-        r.seconds,
-        r.machine.markdown()
+        r.header.threads,
+        r.header.threads,
+        r.header.rounds,
+        r.header.seconds,
+        r.header.machine.markdown()
     );
-    for (name, why) in &r.skipped {
-        md.push_str(&format!("\n- {name} skipped: {why}\n"));
-    }
+    md.push_str(&r.header.skipped_markdown());
     md.push_str("\n## Summary: TPS as a fraction of direct\n\n");
     let mut t = Table::new(&[
         "scenario",
@@ -417,7 +401,7 @@ fn draw(r: &Results, png: &Path) -> anyhow::Result<()> {
         png,
         &format!(
             "pgbench -S, {} thread(s), medians of {} round(s) × {} s",
-            r.threads, r.rounds, r.seconds
+            r.header.threads, r.header.rounds, r.header.seconds
         ),
         &groups,
         &[

@@ -6,6 +6,9 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
+use super::measure::Machine;
+use super::opts::Common;
+
 /// The median of `values` (the mean of the middle two for an even count); 0 for none.
 pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
     let mut v: Vec<f64> = values.into_iter().collect();
@@ -102,9 +105,64 @@ pub fn shell_words(args: impl IntoIterator<Item = String>) -> String {
         .join(" ")
 }
 
-/// Writes `<out>/<name>.json` and `<out>/<name>.md` and says where they are.
-pub fn write(out: &Path, name: &str, json: &impl Serialize, markdown: &str) -> anyhow::Result<()> {
+/// What every result starts with: how it was made, where, with how many threads and rounds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Header {
+    pub command: String,
+    pub machine: Machine,
+    pub threads: usize,
+    pub rounds: usize,
+    /// One run's length (wrk -d, pgbench -T).
+    pub seconds: u64,
+    /// Contestants that could not run here, with why.
+    pub skipped: Vec<(String, String)>,
+}
+
+impl Header {
+    /// This process's command line, the machine (with the versions of `tools`) and `common`.
+    pub fn new(common: &Common, tools: &[&str]) -> Self {
+        Self {
+            command: command_line(),
+            machine: Machine::describe(tools),
+            threads: common.threads,
+            rounds: common.rounds,
+            seconds: common.seconds(),
+            skipped: Vec::new(),
+        }
+    }
+
+    /// The skipped contestants as Markdown list items.
+    pub fn skipped_markdown(&self) -> String {
+        self.skipped
+            .iter()
+            .map(|(name, why)| format!("\n- {name} skipped: {why}\n"))
+            .collect()
+    }
+}
+
+/// A temporary directory for configs and logs, removed when dropped.
+pub fn work_dir(prefix: &str) -> anyhow::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .context("creating a work directory")
+}
+
+/// Writes `<out>/<name>.png` with `draw` (a chart that fails to draw is said, not fatal), then
+/// `<name>.json` and `<name>.md`.
+pub fn publish(
+    out: &Path,
+    name: &str,
+    json: &impl Serialize,
+    markdown: &str,
+    draw: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let png = out.join(format!("{name}.png"));
+    match draw(&png) {
+        Ok(()) => println!("chart: {}", png.display()),
+        Err(e) => println!("chart not drawn: {e:#}"),
+    }
     let json_path = out.join(format!("{name}.json"));
     let md_path = out.join(format!("{name}.md"));
     std::fs::write(&json_path, serde_json::to_string_pretty(json)?)
