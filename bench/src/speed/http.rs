@@ -244,13 +244,13 @@ fn scenario_table(s: &Scenario) -> String {
 fn markdown(r: &Results) -> String {
     let mut md = format!(
         "# HTTP: our proxy vs nginx vs HAProxy, same origin\n\n\
-Command: `{}`\n\n\
+{}\
 Every contestant: {} worker thread(s) (nginx: worker processes; `direct` is wrk straight at the \
 origin, the ceiling). {} interleaved round(s) of {} s per scenario (direct, nginx, haproxy, ours, … \
 then again), medians; wrk -t{} with a Lua `done()` hook for p99.9. CPU: utime+stime of the server's \
 process tree (the proxy's alone; the origin's for `direct`) over a run, per 100k requests answered. \
 Peak RSS: VmHWM of the tree, {}.\n\n{}\n",
-        r.header.command,
+        r.header.preamble(),
         r.header.threads,
         r.header.rounds,
         r.header.seconds,

@@ -247,14 +247,14 @@ fn results_table(r: &Results) -> String {
 
 fn markdown(r: &Results) -> String {
     let mut md = format!(
-        "# Idle memory: RSS per idle keep-alive client connection\n\nCommand: `{}`\n\n\
+        "# Idle memory: RSS per idle keep-alive client connection\n\n{}\
 Each proxy ({} thread(s), connection limits above {}, idle timeouts 300 s) in front of the same nginx \
 origin. Per round, fresh processes; per proxy: {} warm-up connections, then RSS (VmRSS of the process \
 tree), then {} client connections from 127.0.113.1–16 that each did one `GET /small` and stay open, \
 one second to settle, RSS again; (after − before) / connections. Then a second request on every \
 connection shows the proxy kept them (`still answering`). Median of {} round(s); the RSS columns are \
 the last round's. Kernel socket buffers are not in RSS and not counted.\n\n{}\n\n{}\n",
-        r.header.command,
+        r.header.preamble(),
         r.header.threads,
         r.connections,
         CONCURRENCY,

@@ -59,6 +59,10 @@ pub struct Common {
     /// Directory with the proxy and pgbalancer binaries [default: next to this one].
     #[arg(long, global = true, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
+
+    /// A line at the top of each result, e.g. "preliminary: a busy 2-core machine".
+    #[arg(long, global = true, value_name = "TEXT")]
+    pub note: Option<String>,
 }
 
 impl Common {

@@ -335,7 +335,7 @@ fn scenario_table(s: &Scenario) -> String {
 fn markdown(r: &Results) -> String {
     let mut md = format!(
         "# Postgres: pgbalancer vs HAProxy `mode tcp` vs direct, pgbench select-only\n\n\
-Command: `{}`\n\n\
+{}\
 A Postgres primary and one streaming replica (`testkit::postgres`: Debian's server, fsync off), \
 `pgbench -i -s {}` on the primary, every run against the replica: `direct`, through pgbalancer \
 (`TOKIO_WORKER_THREADS={}`, health check every 1 s) and through HAProxy (`mode tcp`, `nbthread {}`, \
@@ -344,7 +344,7 @@ new connection (and SCRAM login) per transaction. {} interleaved round(s) of {} 
 ms` is pgbench's latency average (with `-C` it includes connecting and logging in); the percentiles \
 come from pgbench's per-transaction log (`-l`), which times the transaction alone, also with `-C`. \
 Balancer CPU: utime+stime per 100k transactions.\n\n{}\n",
-        r.header.command,
+        r.header.preamble(),
         r.scale,
         r.header.threads,
         r.header.threads,

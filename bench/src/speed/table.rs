@@ -116,6 +116,8 @@ pub struct Header {
     pub seconds: u64,
     /// Contestants that could not run here, with why.
     pub skipped: Vec<(String, String)>,
+    /// `--note`: what a reader should know about this run.
+    pub note: Option<String>,
 }
 
 impl Header {
@@ -128,7 +130,18 @@ impl Header {
             rounds: common.rounds,
             seconds: common.seconds(),
             skipped: Vec::new(),
+            note: common.note.clone(),
         }
+    }
+
+    /// The note, if any, and the command line, for the top of a result.
+    pub fn preamble(&self) -> String {
+        let note = self
+            .note
+            .as_ref()
+            .map(|n| format!("> **{n}**\n\n"))
+            .unwrap_or_default();
+        format!("{note}Command: `{}`\n\n", self.command)
     }
 
     /// The skipped contestants as Markdown list items.
