@@ -119,7 +119,8 @@ pub fn spawn_nginx(name: &str, size: &Nginx, http: &str, work: &Path) -> anyhow:
         "daemon off;\nmaster_process {master};\nworker_processes {workers};\nworker_rlimit_nofile {};\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
 events {{ worker_connections {conns}; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
 fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  {http}\n}}\n",
-        conns * 2
+        // Two descriptors per connection (client and upstream), within what nginx may raise to.
+        (conns as u64 * 2).min(crate::process::nofile_limit().max(1024))
     );
     let path = dir.join("nginx.conf");
     std::fs::write(&path, config)?;

@@ -137,6 +137,24 @@ pub fn stat_fields(pid: u32) -> Option<Vec<String>> {
     Some(rest.split_whitespace().map(str::to_owned).collect())
 }
 
+/// Raises the soft open-files limit to the hard one: 10k idle connections need 10k descriptors
+/// here and as many in the proxy, which inherits the limit. Root may raise the hard limit too.
+pub fn raise_nofile_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let want = hard.max(65_536);
+    if setrlimit(Resource::RLIMIT_NOFILE, want, want).is_err() && soft < hard {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+/// The open-files limit now (soft), which children inherit.
+pub fn nofile_limit() -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(0, |l| l.0)
+}
+
 /// Polls `addr` until a TCP connect succeeds, for at most `limit`.
 pub async fn wait_listening(
     process: &mut Process,

@@ -31,7 +31,7 @@ pub struct Report {
 
 /// Runs the subcommand, prints the tables and writes the results to `--out`.
 pub async fn run(cli: Cli) -> anyhow::Result<Report> {
-    measure::raise_nofile_limit();
+    crate::process::raise_nofile_limit();
     let mut report = Report::default();
     let c = &cli.common;
     match &cli.cmd {

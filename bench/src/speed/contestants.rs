@@ -134,10 +134,13 @@ location = /64k {{ root {}; default_type application/octet-stream; }} }}",
     ready("direct", addr, process).await
 }
 
+/// `no strict-limits`: HAProxy reserves two descriptors per `maxconn` and refuses to start if it
+/// cannot raise its limit that far; an idle client connection holds one, so where the hard limit
+/// is below 2 × 10k it still has room.
 fn haproxy_http(listen: SocketAddr, origin: SocketAddr, threads: usize, maxconn: usize) -> String {
     let maxconn = maxconn + 1024;
     format!(
-        "global\n  nbthread {threads}\n  maxconn {maxconn}\n\ndefaults\n  mode http\n  timeout connect 5s\n  \
+        "global\n  nbthread {threads}\n  maxconn {maxconn}\n  no strict-limits\n\ndefaults\n  mode http\n  timeout connect 5s\n  \
 timeout client {IDLE}\n  timeout server 30s\n  timeout http-keep-alive {IDLE}\n  timeout http-request {IDLE}\n\n\
 frontend web\n  bind {listen}\n  maxconn {maxconn}\n  default_backend origin\n\n\
 backend origin\n  http-response set-header X-Upstream-Addr %si:%sp\n  server origin {origin}\n"

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde::Serialize;
 
-use crate::process::{stat_fields, tree};
+use crate::process::{nofile_limit, stat_fields, tree};
 
 /// CPU seconds `pid` and its descendants have used so far.
 pub fn cpu_seconds(pid: u32) -> f64 {
@@ -65,24 +65,6 @@ pub fn reset_peak(pid: u32) -> bool {
     tree(pid)
         .into_iter()
         .all(|p| std::fs::write(format!("/proc/{p}/clear_refs"), "5").is_ok())
-}
-
-/// Raises the soft open-files limit to the hard one: 10k idle connections need 10k descriptors
-/// here and as many in the proxy, which inherits the limit. Root may raise the hard limit too.
-pub fn raise_nofile_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return;
-    };
-    let want = hard.max(65_536);
-    if setrlimit(Resource::RLIMIT_NOFILE, want, want).is_err() && soft < hard {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    }
-}
-
-/// The open-files limit now (soft), for the report.
-pub fn nofile_limit() -> u64 {
-    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(0, |l| l.0)
 }
 
 /// The machine and tool versions a result was taken with.
