@@ -1,6 +1,8 @@
 //! The HTTP proxies under test, started in front of the cluster: ours, nginx configured as in the
 //! original lab (upstream resolved once, at start), nginx with the `resolver` + variable
 //! workaround, and HAProxy with `server-template` + `resolvers` + health checks + redispatch.
+//! [`spawn_nginx`] and [`spawn_haproxy`] start either with a config of the caller's (the
+//! benchmarks use them too).
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -13,14 +13,17 @@ pub struct Panel<'a> {
     pub series: Vec<(&'a str, Vec<f64>)>,
 }
 
-const COLORS: [RGBColor; 6] = [
-    RGBColor(120, 120, 120),
-    RGBColor(40, 160, 60),
-    RGBColor(30, 100, 200),
-    RGBColor(220, 90, 30),
-    RGBColor(150, 60, 170),
-    RGBColor(200, 170, 0),
-];
+/// One colour per contestant in every chart: ours orange, nginx green, HAProxy blue.
+fn color(name: &str) -> RGBColor {
+    match name {
+        "direct" => RGBColor(120, 120, 120),
+        "nginx" => RGBColor(40, 160, 60),
+        "haproxy" => RGBColor(30, 100, 200),
+        "ours" | "pgbalancer" => RGBColor(220, 90, 30),
+        "baseline" => RGBColor(150, 60, 170),
+        _ => RGBColor(200, 170, 0),
+    }
+}
 
 pub fn bars(
     path: &Path,
@@ -75,7 +78,7 @@ pub fn bars(
         let k = panel.series.len().max(1) as f64;
         let width = 0.8 / k;
         for (s, (name, values)) in panel.series.iter().enumerate() {
-            let color = COLORS[s % COLORS.len()];
+            let color = color(name);
             let left = |g: usize| g as f64 + 0.1 + s as f64 * width;
             chart
                 .draw_series(values.iter().enumerate().map(|(g, &v)| {
