@@ -1,5 +1,5 @@
 # The README's commands. Each installs what it needs first (scripts/setup.sh).
-.PHONY: demo soak test setup lint fuzz
+.PHONY: demo soak bench test setup lint fuzz
 
 # The failover demo: the original lab's phases under load, through our proxy and pgbalancer, then
 # nginx (as in the original lab), nginx with the resolver workaround, and HAProxy. Results in
@@ -17,6 +17,15 @@ soak:
 	@scripts/setup.sh --demo
 	cargo build --release --locked -p proxy -p pgbalancer -p backend -p bench
 	target/release/lab soak $(SOAK_ARGS)
+
+# The head-to-head benchmarks (bench/README.md): our proxy vs nginx vs HAProxy over HTTP, pgbalancer
+# vs HAProxy vs Postgres direct, idle memory per connection. Release builds; about 30 minutes with
+# the defaults. Results in bench/results/{http,pg,idle}.{md,json,png}. Pass flags with BENCH_ARGS,
+# e.g. make bench BENCH_ARGS="--rounds 5 --threads 2".
+BENCH_ARGS ?=
+bench: setup
+	cargo build --release --locked -p proxy -p pgbalancer -p bench
+	target/release/bench all $(BENCH_ARGS)
 
 test: setup
 	cargo build --workspace --bins --locked

@@ -2,9 +2,9 @@
 # Installs what the build and the test suite need on a fresh Debian machine, and nothing that is
 # already there. Called by `make test` and `make demo`; safe to run again.
 #
-#   scripts/setup.sh            packages the build and tests need
-#   scripts/setup.sh --demo     also nginx, HAProxy, wrk and a font for the charts, for the demo
-#                               and the head-to-head runs
+#   scripts/setup.sh            packages the build and tests need, nginx, HAProxy, wrk and a
+#                               font for the charts included (the bench smoke test runs them)
+#   scripts/setup.sh --demo     also curl, for trying the demo by hand
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,12 +31,14 @@ have_cmd kubectl || want+=(kubernetes-client)
 have_cmd shellcheck || want+=(shellcheck)
 have_cmd python3 || want+=(python3)
 python3 -c 'import ensurepip' >/dev/null 2>&1 || want+=(python3-venv)
+# The contestants and load generator of `bench` (bench/tests/speed.rs runs a short one), the
+# proxies the lab compares ours with, and the charts' font.
+have_cmd nginx || want+=(nginx-light)
+have_cmd haproxy || want+=(haproxy)
+have_cmd wrk || want+=(wrk)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || want+=(fonts-dejavu-core)
 if [ "${1:-}" = "--demo" ]; then
-    have_cmd nginx || want+=(nginx-light)
-    have_cmd haproxy || want+=(haproxy)
-    have_cmd wrk || want+=(wrk)
     have_cmd curl || want+=(curl)
-    [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || want+=(fonts-dejavu-core)
 fi
 if [ "${#want[@]}" -gt 0 ]; then
     echo "setup: installing ${want[*]}"

@@ -1,5 +1,5 @@
-//! Where the binaries under test are: next to the lab's own executable (one `cargo build`), or
-//! in `--bin-dir`.
+//! Where the binaries under test are: next to the lab's (or bench's) own executable (one
+//! `cargo build`), or in `--bin-dir`.
 
 use std::path::{Path, PathBuf};
 
@@ -14,28 +14,32 @@ pub struct Bins {
 
 impl Bins {
     pub fn locate(dir: Option<&Path>) -> anyhow::Result<Self> {
-        let dir = match dir {
-            Some(dir) => dir.to_owned(),
-            None => std::env::current_exe()?
-                .parent()
-                .map(Path::to_owned)
-                .unwrap_or_default(),
-        };
-        let bins = Self {
-            proxy: dir.join("proxy"),
-            pgbalancer: dir.join("pgbalancer"),
-            backend: dir.join("backend"),
-        };
-        for bin in [&bins.proxy, &bins.pgbalancer, &bins.backend] {
-            if !bin.is_file() {
-                bail!(
-                    "{} is missing: build it first (cargo build --release -p proxy -p pgbalancer -p backend)",
-                    bin.display()
-                );
-            }
-        }
-        Ok(bins)
+        Ok(Self {
+            proxy: binary(dir, "proxy")?,
+            pgbalancer: binary(dir, "pgbalancer")?,
+            backend: binary(dir, "backend")?,
+        })
     }
+}
+
+/// Our binary `name` in `dir`, or next to the running executable (one `cargo build` puts them
+/// together).
+pub fn binary(dir: Option<&Path>, name: &str) -> anyhow::Result<PathBuf> {
+    let dir = match dir {
+        Some(dir) => dir.to_owned(),
+        None => std::env::current_exe()?
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_default(),
+    };
+    let bin = dir.join(name);
+    if !bin.is_file() {
+        bail!(
+            "{} is missing: build it first (cargo build --release -p {name})",
+            bin.display()
+        );
+    }
+    Ok(bin)
 }
 
 /// Whether an external program is installed.

@@ -1,6 +1,8 @@
 //! The HTTP proxies under test, started in front of the cluster: ours, nginx configured as in the
 //! original lab (upstream resolved once, at start), nginx with the `resolver` + variable
 //! workaround, and HAProxy with `server-template` + `resolvers` + health checks + redispatch.
+//! [`spawn_nginx`] and [`spawn_haproxy`] start either with a config of the caller's (the
+//! benchmarks use them too).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -96,18 +98,8 @@ pub async fn start(front: Front, cluster: &Cluster) -> anyhow::Result<(Process, 
         }
         Front::Haproxy => {
             let addr: SocketAddr = "127.0.100.4:8080".parse().expect("valid");
-            let config = work.join("haproxy-http.cfg");
-            std::fs::write(&config, haproxy_http(addr, &backend, port, dns))
-                .context("writing the HAProxy config")?;
-            let args = [
-                "-db".to_owned(),
-                "-f".to_owned(),
-                config.display().to_string(),
-            ];
-            (
-                Process::spawn("haproxy-http", Path::new("haproxy"), &args, &[], work)?,
-                addr,
-            )
+            let config = haproxy_http(addr, &backend, port, dns);
+            (spawn_haproxy("haproxy-http", &config, work)?, addr)
         }
     };
     wait_listening(&mut process, addr, Duration::from_secs(15)).await?;
@@ -116,13 +108,40 @@ pub async fn start(front: Front, cluster: &Cluster) -> anyhow::Result<(Process, 
 
 /// nginx in the foreground, one process (`master_process off`: a killed master leaves no worker).
 fn nginx(name: &str, http: &str, work: &Path) -> anyhow::Result<Process> {
+    spawn_nginx(name, &Nginx::default(), http, work)
+}
+
+/// How an nginx is sized: workers and connections per worker.
+#[derive(Debug, Clone, Copy)]
+pub struct Nginx {
+    pub workers: usize,
+    pub worker_connections: usize,
+}
+
+impl Default for Nginx {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            worker_connections: 4096,
+        }
+    }
+}
+
+/// nginx in the foreground with `http` as its http block, config and logs in `work/<name>/`. One
+/// worker runs without a master (`master_process off`); more need one, and dropping the
+/// [`Process`] kills its workers too.
+pub fn spawn_nginx(name: &str, size: &Nginx, http: &str, work: &Path) -> anyhow::Result<Process> {
     let dir = work.join(name);
     std::fs::create_dir_all(&dir)?;
     let d = dir.display();
+    let master = if size.workers > 1 { "on" } else { "off" };
+    let (workers, conns) = (size.workers, size.worker_connections);
     let config = format!(
-        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-events {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
-fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  {http}\n}}\n"
+        "daemon off;\nmaster_process {master};\nworker_processes {workers};\nworker_rlimit_nofile {};\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+events {{ worker_connections {conns}; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
+fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  {http}\n}}\n",
+        // Two descriptors per connection (client and upstream), within what nginx may raise to.
+        (conns as u64 * 2).min(crate::process::nofile_limit().max(1024))
     );
     let path = dir.join("nginx.conf");
     std::fs::write(&path, config)?;
@@ -133,6 +152,18 @@ fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {
         format!("{d}/error.log"),
     ];
     Process::spawn(name, Path::new("nginx"), &args, &[], work)
+}
+
+/// HAProxy in the foreground (`-db`) with `config`, written to `work/<name>.cfg`.
+pub fn spawn_haproxy(name: &str, config: &str, work: &Path) -> anyhow::Result<Process> {
+    let path = work.join(format!("{name}.cfg"));
+    std::fs::write(&path, config).with_context(|| format!("writing {}", path.display()))?;
+    let args = [
+        "-db".to_owned(),
+        "-f".to_owned(),
+        path.display().to_string(),
+    ];
+    Process::spawn(name, Path::new("haproxy"), &args, &[], work)
 }
 
 /// HAProxy tuned as well as it goes: DNS every second, checks every second, fall 2, connect

@@ -5,6 +5,9 @@
 //! the DNS server; [`fronts`] starts each proxy under test; [`load`] sends the steady load;
 //! [`scenario`] plays the phases; [`report`] and [`plot`] turn the samples into tables, JSON and a
 //! PNG timeline. [`run`] ties them together.
+//!
+//! [`speed`] is the other binary, `bench`: the head-to-head benchmarks against nginx and HAProxy,
+//! on the same process, config and chart helpers.
 
 pub mod bins;
 pub mod blackhole;
@@ -14,11 +17,12 @@ pub mod load;
 mod netfilter;
 pub mod opts;
 pub mod plot;
-mod process;
+pub mod process;
 pub mod report;
 pub mod scenario;
 pub mod service_ip;
 pub mod soak;
+pub mod speed;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,10 +1,13 @@
-//! Child processes of the lab: started with their output in a log file, killed when dropped.
+//! Child processes of the lab and the benchmarks: started with their output in a log file, killed
+//! with everything they started when dropped (nginx's workers outlive a killed master otherwise).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
@@ -51,16 +54,24 @@ impl Process {
 
     /// Sends SIGTERM, as the kubelet does to a deleted pod.
     pub fn sigterm(&self) {
-        self.signal("TERM");
+        self.signal(Signal::SIGTERM);
     }
 
-    /// Sends the signal `name` (`TERM`, `HUP`, ...) if the process still runs.
-    pub fn signal(&self, name: &str) {
+    /// Sends `signal` if the process still runs.
+    pub fn signal(&self, signal: Signal) {
         if let Some(pid) = self.pid() {
-            let _ = std::process::Command::new("kill")
-                .args([&format!("-{name}"), &pid.to_string()])
-                .status();
+            let _ = kill(Pid::from_raw(pid as i32), signal);
         }
+    }
+
+    /// SIGKILLs what the process started (found while it is still their parent), then the process.
+    fn kill_tree(&mut self) {
+        if let Some(pid) = self.pid() {
+            for d in descendants(pid) {
+                let _ = kill(Pid::from_raw(d as i32), Signal::SIGKILL);
+            }
+        }
+        let _ = self.child.start_kill();
     }
 
     /// Waits up to `limit` for the process to exit, then kills it.
@@ -69,7 +80,8 @@ impl Process {
             .await
             .is_err()
         {
-            let _ = self.child.kill().await;
+            self.kill_tree();
+            let _ = self.child.wait().await;
         }
     }
 
@@ -87,6 +99,66 @@ impl Process {
         }
         Ok(())
     }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill_tree();
+    }
+}
+
+/// `pid` and every process below it, parents before children, from `/proc/<pid>/stat`.
+pub fn tree(pid: u32) -> Vec<u32> {
+    let mut out = vec![pid];
+    out.extend(descendants(pid));
+    out
+}
+
+fn descendants(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, stat_fields(pid)?.get(1)?.parse().ok()?)))
+        .collect();
+    let mut found = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid) in &parents {
+            if ppid == parent && !found.contains(&pid) {
+                found.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name, so index 0 is the state (field 3 in
+/// proc(5)), 1 the parent, 11 and 12 utime and stime. The name may hold spaces and parentheses.
+pub fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Raises the soft open-files limit to the hard one: 10k idle connections need 10k descriptors
+/// here and as many in the proxy, which inherits the limit. Root may raise the hard limit too.
+pub fn raise_nofile_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let want = hard.max(65_536);
+    if setrlimit(Resource::RLIMIT_NOFILE, want, want).is_err() && soft < hard {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+/// The open-files limit now (soft), which children inherit.
+pub fn nofile_limit() -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(0, |l| l.0)
 }
 
 /// Polls `addr` until a TCP connect succeeds, for at most `limit`.

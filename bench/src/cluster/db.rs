@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::Cluster;
+use crate::fronts::spawn_haproxy;
 use crate::opts::Db;
 use crate::process::{wait_listening, wait_ready, Process};
 
@@ -124,24 +125,8 @@ impl Cluster {
                 process
             }
             Db::HaproxyTcp => {
-                let config = self.work.join(format!("{name}.cfg"));
-                std::fs::write(
-                    &config,
-                    haproxy_tcp(addr, &upstream, self.dns_addr(), self.pg.user()),
-                )
-                .context("writing the HAProxy config")?;
-                let args = [
-                    "-db".to_owned(),
-                    "-f".to_owned(),
-                    config.display().to_string(),
-                ];
-                let mut process = Process::spawn(
-                    &name,
-                    std::path::Path::new("haproxy"),
-                    &args,
-                    &[],
-                    &self.work,
-                )?;
+                let config = haproxy_tcp(addr, &upstream, self.dns_addr(), self.pg.user());
+                let mut process = spawn_haproxy(&name, &config, &self.work)?;
                 wait_listening(&mut process, addr.into(), Duration::from_secs(10)).await?;
                 process
             }

@@ -142,7 +142,7 @@ pub async fn perform(
             };
             let before = reloads_ok(fronts::OURS_ADMIN).await;
             fronts::write_ours_config(proxy.work, &service)?;
-            proxy.process.signal("HUP");
+            proxy.process.signal(nix::sys::signal::Signal::SIGHUP);
             wait_reloaded(before).await?;
             format!("proxy reloaded: upstream {service}")
         }
