@@ -3,12 +3,10 @@
 
 mod support;
 
-use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::Duration;
 
 use support::{http_get, Binary, BIN, NAME};
-use testkit::{DnsServer, PgCluster};
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pgbalancer.example.yaml");
 
@@ -135,9 +133,7 @@ fn help_explains_every_flag() {
 /// password (not in logs at debug level, not in /status, /metrics or /), exits 0 on SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_keeps_the_password_secret_and_stops_on_sigterm() {
-    let cluster = PgCluster::start(1).await.expect("start Postgres");
-    let dns = DnsServer::start(Ipv4Addr::LOCALHOST).await.unwrap();
-    dns.set(NAME, &cluster.replica_ips());
+    let (cluster, dns) = support::one_replica_in_dns().await;
     let password = cluster.password().to_owned();
 
     let pgb = Binary::in_front_of(&cluster, &dns, &password, &[]);

@@ -5,18 +5,14 @@
 
 mod support;
 
-use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{http_get, Binary, BIN, NAME};
-use testkit::{DnsServer, PgCluster};
+use support::{http_get, Binary, BIN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_check_password_is_reported_everywhere_and_shown_nowhere() {
-    let cluster = PgCluster::start(1).await.expect("start Postgres");
-    let dns = DnsServer::start(Ipv4Addr::LOCALHOST).await.unwrap();
-    dns.set(NAME, &cluster.replica_ips());
+    let (cluster, dns) = support::one_replica_in_dns().await;
     // Contains the real password, so a leak of either is caught by one search.
     let wrong = format!("wrong-{}-pw", cluster.password());
 

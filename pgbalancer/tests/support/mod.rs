@@ -24,6 +24,15 @@ use tokio_postgres::{Client, NoTls};
 
 pub const NAME: &str = "postgres-replicas.highload-dns.svc.cluster.local";
 
+/// A primary with one replica, and a DNS server whose [`NAME`] lists it: what the binary's tests
+/// put it in front of.
+pub async fn one_replica_in_dns() -> (PgCluster, DnsServer) {
+    let cluster = PgCluster::start(1).await.expect("start Postgres");
+    let dns = DnsServer::start(Ipv4Addr::LOCALHOST).await.unwrap();
+    dns.set(NAME, &cluster.replica_ips());
+    (cluster, dns)
+}
+
 /// Short intervals so the tests stay fast; thresholds at their defaults. No backend: the
 /// upstream is a closed port.
 pub fn bare_config() -> Config {
