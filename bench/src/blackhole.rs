@@ -25,6 +25,15 @@ impl Blackhole {
         }
     }
 
+    /// How deleted pods' IPs behave, for the results: `iptables` (they hang) or `refuse`.
+    pub fn mode(&self) -> &'static str {
+        if self.chain.is_some() {
+            "iptables"
+        } else {
+            "refuse"
+        }
+    }
+
     /// How deleted pods' IPs behave, for the banner.
     pub fn describe(&self) -> &'static str {
         if self.chain.is_some() {

@@ -91,15 +91,6 @@ impl Lab {
             _work: work,
         })
     }
-
-    /// How deleted pods' IPs behave, for the results.
-    pub fn blackhole_mode(&self) -> &'static str {
-        if self.blackhole.describe().starts_with("deleted") {
-            "iptables"
-        } else {
-            "refuse"
-        }
-    }
 }
 
 /// Runs the demo for every proxy in `opts`, prints the tables, writes the results.
@@ -162,7 +153,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<Results> {
             start_delay_s: common.start_delay.as_secs_f64(),
             request_timeout_s: common.request_timeout.as_secs_f64(),
             shutdown_delay_s: common.shutdown_delay.as_secs_f64(),
-            blackhole: lab.blackhole_mode(),
+            blackhole: lab.blackhole.mode(),
         },
         runs,
         skipped,

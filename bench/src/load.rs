@@ -139,11 +139,14 @@ impl Load {
         self.started.elapsed().as_secs_f64() * 1000.0
     }
 
-    pub fn snapshot(&self) -> Vec<Sample> {
-        self.samples
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// Requests answered so far, and how many of them failed.
+    pub fn tally(&self) -> (usize, usize) {
+        let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        let failed = samples
+            .iter()
+            .filter(|s| s.outcome.kind().is_some())
+            .count();
+        (samples.len(), failed)
     }
 
     /// Stops sending and waits for the requests in flight.

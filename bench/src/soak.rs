@@ -56,7 +56,7 @@ pub async fn run(opts: SoakOpts) -> anyhow::Result<SoakResults> {
             .map_or(1, |d| d.as_nanos() as u64)
     });
     let mut lab = Lab::start(common).await?;
-    let blackhole = lab.blackhole_mode();
+    let blackhole = lab.blackhole.mode();
     let cluster = &mut lab.cluster;
     cluster.reset(Db::Pgbalancer).await?;
     let (mut process, addr) = fronts::start(Front::Ours, cluster).await?;
@@ -165,17 +165,12 @@ pub async fn run(opts: SoakOpts) -> anyhow::Result<SoakResults> {
 }
 
 fn status_line(load: &Load, elapsed: Duration, total: Duration, actions: usize) {
-    let samples = load.snapshot();
-    let failed = samples
-        .iter()
-        .filter(|s| s.outcome.kind().is_some())
-        .count();
+    let (answered, failed) = load.tally();
     println!(
-        "soak {:>4}s/{}s: {} answered, {} ok, {failed} failed; {actions} chaos actions",
+        "soak {:>4}s/{}s: {answered} answered, {} ok, {failed} failed; {actions} chaos actions",
         elapsed.as_secs(),
         total.as_secs(),
-        samples.len(),
-        samples.len() - failed,
+        answered - failed,
     );
 }
 
