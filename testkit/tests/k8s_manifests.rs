@@ -309,7 +309,7 @@ fn replicas_stream_from_the_primary_and_are_named_pg1_pg2() {
     );
     assert!(haproxy.contains(&template), "haproxy.cfg has `{template}`");
     let entrypoint =
-        std::fs::read_to_string(repo_root().join("k8s/images/postgres-replica/entrypoint.sh"))
+        std::fs::read_to_string(repo_root().join("k8s/images/postgres/replica-entrypoint.sh"))
             .expect("reading the replica's entrypoint");
     for (n, name) in REPLICA_CLUSTER_NAMES.iter().enumerate() {
         assert_eq!(*name, format!("pg{}", n + 1));
@@ -326,12 +326,22 @@ fn nginx_proxies_to_the_backends_headless_service() {
     let conf = m.config_map("nginx-config")["default.conf"]
         .as_str()
         .unwrap();
-    let server = format!(
-        "server {}:{BACKEND_PORT} resolve;",
-        cluster_fqdn(BACKEND_SERVICE)
-    );
-    assert!(conf.contains(&server), "nginx.conf has `{server}`");
+    // nginx 1.22's resolver workaround: the name in a variable, re-resolved every `valid=`.
+    let name = format!("set $backend \"{}\";", cluster_fqdn(BACKEND_SERVICE));
+    assert!(conf.contains(&name), "nginx.conf has `{name}`");
+    let pass = format!("proxy_pass http://$backend:{BACKEND_PORT};");
+    assert!(conf.contains(&pass), "nginx.conf has `{pass}`");
+    assert!(conf.contains("resolver kube-dns.kube-system.svc.cluster.local valid="));
     assert!(conf.contains(&format!("listen {PROXY_SERVICE_PORT};")));
+    // The original lab's form, which the containers stack runs as the `nginx` contestant.
+    let original =
+        std::fs::read_to_string(repo_root().join("k8s/manifests/config/nginx-original.conf"))
+            .expect("reading nginx-original.conf");
+    let server = format!("server {}:{BACKEND_PORT};", cluster_fqdn(BACKEND_SERVICE));
+    assert!(
+        original.contains(&server),
+        "nginx-original.conf has `{server}`"
+    );
 }
 
 #[test]

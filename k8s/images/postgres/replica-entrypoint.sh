@@ -4,7 +4,8 @@
 #      and no other pod claimed in the last minute (it may still be cloning);
 #   2. on first start (empty data directory) clone the primary with pg_basebackup and add
 #      standby.signal;
-#   3. run postgres as a hot standby under that cluster_name, which the backend reports as "db".
+#   3. run postgres as a hot standby under that cluster_name, which the backend reports as "db",
+#      in the foreground as PID 1, so SIGTERM is its smart shutdown.
 # Scaling 2 → 1 → 2 hands the freed name to the new pod, so the lab keeps printing pg1/pg2.
 set -euo pipefail
 : "${PRIMARY_HOST:?}" "${REPLICATION_PASSWORD:?}" "${POD_NAME:?}" "${PGDATA:?}"
@@ -12,9 +13,9 @@ name_prefix=pg
 
 if [ "$(id -u)" = 0 ]; then
     mkdir -p "$PGDATA"
-    chown -R postgres:postgres "$(dirname "$PGDATA")"
+    chown postgres:postgres "$(dirname "$PGDATA")" "$PGDATA"
     chmod 700 "$PGDATA"
-    exec gosu postgres "$0" "$@"
+    exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
 fi
 
 passfile="$(dirname "$PGDATA")/pgpass"
