@@ -6,12 +6,15 @@
 //! [`scenario`] plays the phases; [`report`] and [`plot`] turn the samples into tables, JSON and a
 //! PNG timeline. [`run`] ties them together.
 //!
+//! [`containers`] plays the same demo through the images users deploy, in Docker containers.
+//!
 //! [`speed`] is the other binary, `bench`: the head-to-head benchmarks against nginx and HAProxy,
 //! on the same process, config and chart helpers.
 
 pub mod bins;
 pub mod blackhole;
 pub mod cluster;
+pub mod containers;
 pub mod fronts;
 pub mod load;
 mod netfilter;
@@ -121,28 +124,16 @@ pub async fn run(opts: Opts) -> anyhow::Result<Results> {
             opts.quiet,
             Arc::clone(&cluster.ready),
         );
-        let phases = scenario::run(cluster, &load, &opts).await;
+        let timing = scenario::Timing {
+            phase: opts.phase,
+            start_delay: common.start_delay,
+        };
+        let phases = scenario::run(cluster, &load, timing).await;
         let samples = load.finish().await;
         proxy.wait_or_kill(Duration::ZERO).await;
         let phases = phases?;
-        let run = report::summarize(front, &phases, &samples);
-        println!("\n{}", report::table(&run));
         let png = common.out.join(format!("lab-{}.png", front.name()));
-        let title = format!(
-            "{} (Postgres via {}): every request, failures in red",
-            front.name(),
-            front.db().name()
-        );
-        match plot::timeline(
-            &png,
-            &title,
-            &phases,
-            &samples,
-            common.request_timeout.as_secs_f64() * 1000.0,
-        ) {
-            Ok(()) => println!("timeline: {}", png.display()),
-            Err(e) => println!("timeline not drawn: {e:#}"),
-        }
+        let run = record(front, &phases, &samples, &png, "", common.request_timeout);
         runs.push(run);
     }
 
@@ -161,6 +152,36 @@ pub async fn run(opts: Opts) -> anyhow::Result<Results> {
     write(&opts, &results)?;
     println!("\n{}", report::summary(&results.runs));
     Ok(results)
+}
+
+/// One proxy's run, summed up: prints its table, draws its timeline to `png` (`where_` goes into
+/// the title, e.g. " in containers") and returns it.
+pub(crate) fn record(
+    front: Front,
+    phases: &[scenario::Phase],
+    samples: &[load::Sample],
+    png: &std::path::Path,
+    where_: &str,
+    request_timeout: Duration,
+) -> Run {
+    let run = report::summarize(front, phases, samples);
+    println!("\n{}", report::table(&run));
+    let title = format!(
+        "{}{where_} (Postgres via {}): every request, failures in red",
+        front.name(),
+        front.db().name()
+    );
+    match plot::timeline(
+        png,
+        &title,
+        phases,
+        samples,
+        request_timeout.as_secs_f64() * 1000.0,
+    ) {
+        Ok(()) => println!("timeline: {}", png.display()),
+        Err(e) => println!("timeline not drawn: {e:#}"),
+    }
+    run
 }
 
 fn write(opts: &Opts, results: &Results) -> anyhow::Result<()> {

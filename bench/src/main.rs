@@ -11,6 +11,7 @@ async fn main() -> ExitCode {
         match opts.command.clone() {
             None => bench::run(opts).await.map(drop),
             Some(Command::Soak(soak)) => bench::soak::run(soak).await.map(drop),
+            Some(Command::Containers(c)) => bench::containers::run(c).await.map(drop),
         }
     };
     tokio::select! {
@@ -21,7 +22,8 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        // Dropping the run stops every child process and removes the iptables rules.
+        // Dropping the run stops every child process, removes the iptables rules and the run's
+        // containers and network.
         _ = tokio::signal::ctrl_c() => {
             eprintln!("lab: interrupted; stopping the cluster");
             ExitCode::from(130)

@@ -43,6 +43,56 @@ pub enum Command {
     /// steady load while a chaos loop replaces backend pods, deletes and restores replicas,
     /// restarts pgbalancer and reloads the proxy's config; every request is counted.
     Soak(SoakOpts),
+    /// The failover demo through the images users deploy: the lab's stack in Docker containers
+    /// (primary, replicas, pgbalancer, HAProxy, backends, Prometheus) run from `k8s/images` with
+    /// the pod templates of `k8s/manifests`, then the same phases through each proxy in turn.
+    /// Needs a Docker engine and the images (`k8s/images/build_and_push.sh --no-push`).
+    Containers(ContainersOpts),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ContainersOpts {
+    /// Proxies to run the demo through, one after another.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Front::Ours, Front::Nginx, Front::NginxResolver, Front::Haproxy])]
+    pub proxies: Vec<Front>,
+
+    /// Length of each phase under load (a phase that restores a pod lasts this long after the
+    /// pod is ready).
+    #[arg(long, value_name = "DURATION", default_value = "8s", value_parser = humantime::parse_duration)]
+    pub phase: Duration,
+
+    /// Requests per second of the steady load.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub rate: u32,
+
+    /// Extra wait before a replacement pod is created (a ReplicaSet creates it at once; the
+    /// container's own start and readiness probe take what they take).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub start_delay: Duration,
+
+    /// A request without an answer after this counts as a timeout.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// No line per answered request; phase banners, failures and tables only.
+    #[arg(long)]
+    pub quiet: bool,
+
+    /// Registry part of the image names, as k8s/images/build_and_push.sh tags them.
+    #[arg(long, env = "REGISTRY", default_value = "k3d-registry.localhost:5000")]
+    pub registry: String,
+
+    /// Tag of the images.
+    #[arg(long, env = "TAG", default_value = "dev")]
+    pub tag: String,
+
+    /// The manifests whose pod templates the containers run with.
+    #[arg(long, value_name = "DIR", default_value = "k8s/manifests")]
+    pub manifests: PathBuf,
+
+    /// Where results go: containers.md, containers.json and containers-<proxy>.png.
+    #[arg(long, value_name = "DIR", default_value = "bench/results")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, clap::Args)]

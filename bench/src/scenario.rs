@@ -2,14 +2,53 @@
 //! backends, 2 replicas); A one replica deleted; A.restore; B one backend deleted; B.restore (a
 //! new pod after the start delay); C scale to 1 backend + 1 replica; C.drop the only backend pod
 //! deleted and replaced; C.restore.
+//!
+//! The phases act on [`Pods`]: the loopback cluster of `make demo` and the containers stack of
+//! `make demo-containers` both implement it, so both play exactly the same demo.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::cluster::Cluster;
 use crate::load::Load;
-use crate::opts::Opts;
+
+/// What the phases do to a cluster, as `kubectl scale` and `kubectl delete pod` would.
+#[allow(async_fn_in_trait)] // used only through generics here, never as `dyn`
+pub trait Pods {
+    /// Deletes the replica running as `cluster_name`: out of DNS at once, then stopped.
+    async fn delete_replica(&mut self, name: &str) -> anyhow::Result<()>;
+    /// Brings a replica named `name` back and returns once it is in DNS.
+    async fn restore_replica(&mut self, name: &str) -> anyhow::Result<()>;
+    /// Deletes the oldest backend pod (a scale-down): out of DNS at once, SIGTERM, gone after its
+    /// grace, in the background. Returns its address.
+    async fn delete_backend(&mut self) -> anyhow::Result<SocketAddr>;
+    /// Starts a backend pod on a new address and returns that address once it is in DNS.
+    async fn add_backend(&mut self) -> anyhow::Result<SocketAddr>;
+}
+
+impl Pods for Cluster {
+    async fn delete_replica(&mut self, name: &str) -> anyhow::Result<()> {
+        Cluster::delete_replica(self, name).await
+    }
+    async fn restore_replica(&mut self, name: &str) -> anyhow::Result<()> {
+        Cluster::restore_replica(self, name).await
+    }
+    async fn delete_backend(&mut self) -> anyhow::Result<SocketAddr> {
+        Cluster::delete_backend(self)
+    }
+    async fn add_backend(&mut self) -> anyhow::Result<SocketAddr> {
+        Cluster::add_backend(self).await
+    }
+}
+
+/// How long each phase lasts and how long a replacement pod takes before it starts.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub phase: Duration,
+    pub start_delay: Duration,
+}
 
 /// A phase as it happened, on the load's clock.
 #[derive(Debug, Clone, Serialize)]
@@ -32,49 +71,57 @@ pub struct Restored {
 
 const REPLICA: &str = "pg2";
 
-pub async fn run(cluster: &mut Cluster, load: &Load, opts: &Opts) -> anyhow::Result<Vec<Phase>> {
+pub async fn run(
+    cluster: &mut impl Pods,
+    load: &Load,
+    timing: Timing,
+) -> anyhow::Result<Vec<Phase>> {
     let mut phases = Vec::new();
     let phase = |name, what| Step::begin(name, what, load);
 
     let p = phase("0", "baseline: 2 backends, 2 replicas");
-    phases.push(p.hold(opts.phase, load).await);
+    phases.push(p.hold(timing.phase, load).await);
 
     let p = phase("A", "one replica deleted (replicas 2 -> 1)");
     cluster.delete_replica(REPLICA).await?;
-    phases.push(p.hold(opts.phase, load).await);
+    phases.push(p.hold(timing.phase, load).await);
 
     let mut p = phase("A.restore", "replicas back to 2");
     cluster.restore_replica(REPLICA).await?;
     p.restored(None, Some(REPLICA.to_owned()), load);
-    phases.push(p.hold(opts.phase, load).await);
+    phases.push(p.hold(timing.phase, load).await);
 
     let p = phase("B", "one backend pod deleted (backends 2 -> 1)");
-    cluster.delete_backend()?;
-    phases.push(p.hold(opts.phase, load).await);
+    cluster.delete_backend().await?;
+    phases.push(p.hold(timing.phase, load).await);
 
     let mut p = phase("B.restore", "backends back to 2: a new pod on a new IP");
-    progress("pod starting", opts.common.start_delay).await;
+    if !timing.start_delay.is_zero() {
+        progress("pod starting", timing.start_delay).await;
+    }
     let addr = cluster.add_backend().await?;
     p.restored(Some(addr.to_string()), None, load);
-    phases.push(p.hold(opts.phase, load).await);
+    phases.push(p.hold(timing.phase, load).await);
 
     let p = phase("C", "scale to 1 backend + 1 replica");
-    cluster.delete_backend()?;
+    cluster.delete_backend().await?;
     cluster.delete_replica(REPLICA).await?;
-    phases.push(p.hold(opts.phase, load).await);
+    phases.push(p.hold(timing.phase, load).await);
 
     let mut p = phase(
         "C.drop",
         "the only backend pod deleted; its replacement starts",
     );
-    cluster.delete_backend()?;
-    progress("replacement starting", opts.common.start_delay).await;
+    cluster.delete_backend().await?;
+    if !timing.start_delay.is_zero() {
+        progress("replacement starting", timing.start_delay).await;
+    }
     let addr = cluster.add_backend().await?;
     p.restored(Some(addr.to_string()), None, load);
-    phases.push(p.hold(opts.phase / 2, load).await);
+    phases.push(p.hold(timing.phase / 2, load).await);
 
     let p = phase("C.restore", "rollout done: served by the new pod");
-    phases.push(p.hold(opts.phase, load).await);
+    phases.push(p.hold(timing.phase, load).await);
     Ok(phases)
 }
 

@@ -30,29 +30,7 @@ async fn our_stack_fails_no_request_in_any_phase_and_restored_pods_serve() {
             "C.restore"
         ]
     );
-    for phase in &run.phases {
-        assert!(
-            phase.stats.requests > 20,
-            "phase {} had load: {}",
-            phase.name,
-            phase.stats.requests
-        );
-        assert_eq!(
-            phase.stats.failed, 0,
-            "phase {} failed requests: {:?}",
-            phase.name, phase.stats.examples
-        );
-        if phase.restored {
-            let first = phase
-                .first_traffic_s
-                .unwrap_or_else(|| panic!("phase {}: the restored pod never served", phase.name));
-            assert!(
-                first < 5.0,
-                "phase {}: restored pod served after {first:.1} s",
-                phase.name
-            );
-        }
-    }
+    support::assert_every_phase_served(run);
     // Both backends and both replicas served after the restores.
     let latest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("latest.json")).unwrap())

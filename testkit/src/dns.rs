@@ -63,6 +63,18 @@ impl DnsServer {
                 Err(e) => return Err(e),
             }
         };
+        Self::serve(udp, tcp)
+    }
+
+    /// Starts a server on exactly `addr` (port 53 where a client cannot be told another port,
+    /// such as Docker's embedded DNS forwarding to `--dns` servers).
+    pub async fn start_on(addr: SocketAddr) -> io::Result<Self> {
+        let udp = UdpSocket::bind(addr).await?;
+        let tcp = TcpListener::bind(addr).await?;
+        Self::serve(udp, tcp)
+    }
+
+    fn serve(udp: UdpSocket, tcp: TcpListener) -> io::Result<Self> {
         let addr = udp.local_addr()?;
         let handler = Handler {
             table: Arc::new(Mutex::new(Table {

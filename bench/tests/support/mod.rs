@@ -1,6 +1,41 @@
 //! What the lab's tests share: the debug binaries next to the test's `lab`, and fast pods.
 
+// Each test binary compiles this module and uses part of it.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
+
+/// Every phase of `run` had load and no failed request, and every restored pod served.
+pub fn assert_every_phase_served(run: &bench::report::Run) {
+    for phase in &run.phases {
+        assert!(
+            phase.stats.requests > 20,
+            "{}, phase {} had load: {}",
+            run.proxy,
+            phase.name,
+            phase.stats.requests
+        );
+        assert_eq!(
+            phase.stats.failed, 0,
+            "{}, phase {}: failed requests: {:?}",
+            run.proxy, phase.name, phase.stats.examples
+        );
+        if phase.restored {
+            let first = phase.first_traffic_s.unwrap_or_else(|| {
+                panic!(
+                    "{}, phase {}: the restored pod never served",
+                    run.proxy, phase.name
+                )
+            });
+            assert!(
+                first < 5.0,
+                "{}, phase {}: the restored pod served after {first:.1} s",
+                run.proxy,
+                phase.name
+            );
+        }
+    }
+}
 
 /// `lab ARGS` with short pod timings, the freshly built binaries and `out` for the results.
 pub fn lab_args(args: &[&str], out: &Path) -> Vec<String> {
