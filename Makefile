@@ -1,5 +1,5 @@
 # The README's commands. Each installs what it needs first (scripts/setup.sh).
-.PHONY: demo soak bench test setup lint fuzz
+.PHONY: demo demo-containers images soak bench test setup lint fuzz
 
 # The failover demo: the original lab's phases under load, through our proxy and pgbalancer, then
 # nginx (as in the original lab), nginx with the resolver workaround, and HAProxy. Results in
@@ -9,6 +9,17 @@ demo:
 	@scripts/setup.sh --demo
 	cargo build --release --locked -p proxy -p pgbalancer -p backend -p bench
 	target/release/lab $(DEMO_ARGS)
+
+# The same demo through the images users deploy: every image of k8s/images built into the local
+# Docker engine, the stack run in containers with the pod templates of k8s/manifests. Results in
+# bench/results/containers.{md,json} and containers-<proxy>.png. Flags with DEMO_ARGS.
+demo-containers: images
+	cargo build --release --locked -p bench
+	target/release/lab containers $(DEMO_ARGS)
+
+# Every image of k8s/images into the local Docker engine (no registry, no push).
+images: setup
+	k8s/images/build_and_push.sh --no-push
 
 # The chaos soak: 10 minutes of load through our stack while pods, replicas, pgbalancer and the
 # proxy's config change under it (bench/README.md). Results in bench/results/soak.md.
@@ -27,7 +38,7 @@ bench: setup
 	cargo build --release --locked -p proxy -p pgbalancer -p bench
 	target/release/bench all $(BENCH_ARGS)
 
-test: setup
+test: images
 	cargo build --workspace --bins --locked
 	cargo test --workspace --locked
 	k8s/check.sh

@@ -3,7 +3,9 @@
 # already there. Called by `make test` and `make demo`; safe to run again.
 #
 #   scripts/setup.sh            packages the build and tests need, nginx, HAProxy, wrk and a
-#                               font for the charts included (the bench smoke test runs them)
+#                               font for the charts included (the bench smoke test runs them), the
+#                               Docker engine (started when none answers) and the base images the
+#                               lab's images build from (pulled, or made here without a registry)
 #   scripts/setup.sh --demo     also curl, for trying the demo by hand
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +39,10 @@ have_cmd nginx || want+=(nginx-light)
 have_cmd haproxy || want+=(haproxy)
 have_cmd wrk || want+=(wrk)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || want+=(fonts-dejavu-core)
+# The images in k8s/images and the containers demo (bench/tests/containers.rs runs a short one):
+# Debian's Docker engine, and debootstrap for a base image where no registry can be reached.
+have_cmd dockerd || want+=(docker.io)
+have_cmd debootstrap || want+=(debootstrap)
 if [ "${1:-}" = "--demo" ]; then
     have_cmd curl || want+=(curl)
 fi
@@ -67,4 +73,31 @@ if ! "$venv/bin/kubernetes-validate" --version 2>/dev/null | grep -qx "kubernete
     "$venv/bin/pip" install -q "kubernetes-validate==$kv_version"
 fi
 
-echo "setup: ok (postgres binaries in $(pg_bin))"
+# A Docker engine that answers: start Debian's dockerd when none does (no systemd needed).
+if ! docker info >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: no Docker engine answers; start one (sudo dockerd, or systemctl start docker)" >&2
+        exit 1
+    fi
+    echo "setup: starting dockerd (log: /var/log/dockerd.log)"
+    setsid nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &
+    for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && break
+        sleep 1
+    done
+    docker info >/dev/null 2>&1 || { tail -n 20 /var/log/dockerd.log >&2; echo "setup: dockerd did not start" >&2; exit 1; }
+fi
+
+# The base images of k8s/images: pulled where a registry answers, made here where none does.
+rust_version="$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' Cargo.toml | head -n 1)"
+missing=0
+for base in debian:bookworm-slim "rust:${rust_version}-bookworm"; do
+    docker image inspect "$base" >/dev/null 2>&1 && continue
+    docker pull -q "$base" >/dev/null 2>&1 || missing=1
+done
+if [ "$missing" = 1 ]; then
+    echo "setup: no registry gives the base images; making them here (k8s/images/local-bases.sh)"
+    k8s/images/local-bases.sh
+fi
+
+echo "setup: ok (postgres binaries in $(pg_bin); Docker engine $(docker version --format '{{.Server.Version}}'))"
