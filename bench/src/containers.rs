@@ -172,13 +172,15 @@ fn write(opts: &ContainersOpts, results: &ContainerResults) -> anyhow::Result<()
 Command: `make demo-containers` (= `k8s/images/build_and_push.sh --no-push`, then `{command}`). \
 Docker engine {}. Phase {} s, {} req/s, request timeout {} s; every pod runs from its image with \
 the args, environment, readiness probe, preStop hook, grace period and memory limit of its \
-manifest in `k8s/manifests`; a pod is in its Service's DNS name (a network alias) only while its \
-readiness probe passes, and a deleted pod leaves it and gets its stop signal at the same moment.\n\n\
+manifest in `k8s/manifests`; a pod is in its Service's DNS name only while its readiness probe \
+passes, a deleted pod leaves it and gets its stop signal at the same moment, and its address then \
+goes silent ({}).\n\n\
 ## Summary\n\n{}\n",
         results.docker_version,
         s.phase_s,
         s.rate,
         s.request_timeout_s,
+        s.blackhole,
         report::summary(&results.results.runs)
     );
     md.push_str("\nPrometheus (scraping every 2 s), highest `up` per job over the run:\n\n| job | max up |\n|---|---|\n");

@@ -392,9 +392,9 @@ impl Stack {
     /// How a deleted pod's address behaves, for the results.
     pub fn blackhole(&self) -> &'static str {
         if self.env.tombstone.is_some() {
-            "held by a container that drops every packet (connections hang, as in a cluster)"
+            "held by a container that drops every packet: connections hang, as in a cluster"
         } else {
-            "free once the container is gone (connections fail at once: no root here)"
+            "free once the container is gone: connections fail at once (not root here)"
         }
     }
 
