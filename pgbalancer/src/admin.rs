@@ -60,6 +60,13 @@ async fn healthz() -> &'static str {
 /// rolling update (the lab's pgbalancer restart, a Deployment's) sends traffic to a new pod only
 /// once this answers 200.
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining: shutting down after SIGTERM\n",
+        )
+            .into_response();
+    }
     match shared.pool.healthy().len() {
         0 => (StatusCode::SERVICE_UNAVAILABLE, "no healthy backend\n").into_response(),
         n => format!("ready: {n} healthy backend(s)\n").into_response(),

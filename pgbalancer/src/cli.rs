@@ -115,8 +115,14 @@ pub struct Cli {
     #[arg(long, env = "PGBALANCER_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
 
-    /// On SIGTERM/SIGINT: stop accepting, let open sessions run this long, then exit.
-    /// [default: 10s]
+    /// On SIGTERM, first keep accepting for this long while /readyz answers 503, so that
+    /// Kubernetes takes the pod out of its Service before it stops listening (endpoint removal and
+    /// SIGTERM race there). SIGINT skips it. [default: 0s]
+    #[arg(long, env = "PGBALANCER_SHUTDOWN_DELAY", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub shutdown_delay: Option<Duration>,
+
+    /// On SIGTERM/SIGINT, after the shutdown delay: stop accepting, let open sessions run this
+    /// long, then exit. [default: 10s]
     #[arg(long, env = "PGBALANCER_SHUTDOWN_GRACE", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
 

@@ -125,6 +125,8 @@ pub struct Config {
     /// Client connections at once, whatever state they are in.
     pub max_connections: usize,
     pub shutdown_grace: Duration,
+    /// On SIGTERM, how long to keep accepting (with /readyz 503) before the grace starts.
+    pub shutdown_delay: Duration,
     pub on_down: OnDown,
     pub log_format: LogFormat,
 }
@@ -168,6 +170,7 @@ impl TryFrom<Layers<'_>> for Config {
             client_timeout,
             max_connections,
             shutdown_grace,
+            shutdown_delay,
             on_down,
             log_format,
         } = file;
@@ -228,6 +231,10 @@ impl TryFrom<Layers<'_>> for Config {
                 .shutdown_grace
                 .or(shutdown_grace)
                 .unwrap_or(Duration::from_secs(10)),
+            shutdown_delay: cli
+                .shutdown_delay
+                .or(shutdown_delay)
+                .unwrap_or(Duration::ZERO),
             on_down: cli.on_down.or(on_down).unwrap_or_default(),
             log_format: cli.log_format.or(log_format).unwrap_or_default(),
         })

@@ -27,27 +27,42 @@ pub use config::{Config, ConfigError};
 pub use server::{start, Running, StartError};
 pub use status::Status;
 
-/// Runs until SIGTERM or SIGINT, then shuts down gracefully (see [`Running::shutdown`]).
+/// Runs until SIGTERM or SIGINT, then shuts down gracefully: on SIGTERM `/readyz` turns 503 and
+/// clients are still accepted for the shutdown delay (Kubernetes removes the pod from its Service
+/// meanwhile), then [`Running::shutdown`]. SIGINT, or a SIGINT during the delay, skips the delay.
 pub async fn run(config: Config) -> Result<(), StartError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let delay = config.shutdown_delay;
     let running = start(config).await?;
-    wait_for_signal().await;
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => Some(term),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on SIGINT only");
+            None
+        }
+    };
+    let sigterm = async {
+        match term.as_mut() {
+            Some(term) => term.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    let delayed = tokio::select! {
+        _ = sigterm => true,
+        _ = tokio::signal::ctrl_c() => false,
+    };
+    running.start_draining();
+    if delayed && !delay.is_zero() {
+        tracing::info!(
+            delay_ms = delay.as_millis() as u64,
+            "SIGTERM: /readyz answers 503; still accepting for the shutdown delay"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -27,6 +27,8 @@ pub struct Shared {
     pub cancels: Arc<CancelMap>,
     pub discovery: discovery::Discovery,
     pub started: SystemTime,
+    /// Set by SIGTERM: `/readyz` answers 503 through the shutdown delay and the grace.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// Starting failed.
@@ -73,6 +75,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         cancels: Arc::new(CancelMap::default()),
         discovery: discovery::Discovery::spawn(config.upstream.clone(), config.discovery.clone())?,
         started: SystemTime::now(),
+        draining: Default::default(),
         config,
     });
     let members = tokio::spawn(membership::run(
@@ -108,6 +111,13 @@ impl Running {
     /// What /status shows.
     pub fn status(&self) -> Status {
         Status::collect(&self.shared)
+    }
+
+    /// From now on `/readyz` answers 503; clients are still accepted and served.
+    pub fn start_draining(&self) {
+        self.shared
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Stops accepting, waits up to the shutdown grace for open sessions, then stops everything.

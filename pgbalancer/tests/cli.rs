@@ -129,6 +129,50 @@ fn help_explains_every_flag() {
     }
 }
 
+/// Kubernetes' order on SIGTERM: `/readyz` 503 at once, new clients still logged in for the
+/// shutdown delay (the Service may still send them here), then a clean exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_shutdown_delay_keeps_accepting_while_readyz_answers_503() {
+    let (cluster, dns) = support::one_replica_in_dns().await;
+    let password = cluster.password().to_owned();
+    let pgb = Binary::in_front_of(&cluster, &dns, &password, &["--shutdown-delay", "2s"]);
+    let (listen, admin) = pgb.addrs().await;
+    Binary::wait_status_text(admin, "\"state\":\"up\"").await;
+    assert_eq!(http_get(admin, "/readyz").await.0, 200);
+
+    let pid = pgb.child.id().unwrap().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let signalled = std::time::Instant::now();
+    while http_get(admin, "/readyz").await.0 != 503 {
+        assert!(
+            signalled.elapsed() < Duration::from_secs(1),
+            "/readyz still 200 after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut logins = 0;
+    while signalled.elapsed() < Duration::from_millis(1500) {
+        let client = support::connect(&support::client_config(&cluster, listen))
+            .await
+            .expect("a new client logs in during the delay");
+        let row = client.query_one("SELECT 1", &[]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 1);
+        logins += 1;
+    }
+    assert!(logins >= 3, "{logins} logins during the delay");
+    let (exit, log) = pgb.exit(Duration::from_secs(20)).await;
+    assert_eq!(exit.code(), Some(0), "clean exit: {log}");
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(2),
+        "ran through the whole delay: exited after {:?}",
+        signalled.elapsed()
+    );
+}
+
 /// The drop-in command line against a real cluster: serves, shows status, never shows the
 /// password (not in logs at debug level, not in /status, /metrics or /), exits 0 on SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

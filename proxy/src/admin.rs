@@ -1,5 +1,5 @@
-//! The admin listener: `/metrics` (Prometheus text), `/healthz`, `/status` (JSON: groups,
-//! endpoints, health, counters). Runs on the control runtime, apart from the proxy's threads.
+//! The admin listener: `/metrics` (Prometheus text), `/healthz` (alive), `/readyz` (503 once
+//! SIGTERM arrived), `/status` (JSON: groups, endpoints, health, counters). Runs on the control runtime, apart from the proxy's threads.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -14,6 +14,7 @@ use prometheus::{Encoder, TextEncoder};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+use crate::drain::Draining;
 use crate::inflight::InFlight;
 use crate::live::SharedLive;
 use crate::metrics::Metrics;
@@ -24,6 +25,8 @@ pub struct AdminState {
     pub live: SharedLive,
     pub metrics: Arc<Metrics>,
     pub inflight: InFlight,
+    /// Set by SIGTERM: `/readyz` answers 503 through the shutdown delay and the drain.
+    pub draining: Draining,
     pub started: Instant,
 }
 
@@ -31,10 +34,26 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .route("/status", get(status))
         .with_state(state);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "admin listener failed");
+    }
+}
+
+/// Ready unless shutting down. Upstreams do not count: with none, the proxy holds requests
+/// (and then answers 503 itself); taking it out of its Service would only turn that into refused
+/// connections.
+async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
+    if state.draining.is_draining() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining: shutting down after SIGTERM\n",
+        )
+            .into_response()
+    } else {
+        "ready\n".into_response()
     }
 }
 

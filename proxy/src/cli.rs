@@ -76,8 +76,14 @@ pub struct Cli {
     #[arg(long, env = "PROXY_THREADS", value_name = "N")]
     pub threads: Option<usize>,
 
-    /// On SIGTERM, how long in-flight requests may take before the process exits anyway.
-    /// [default: 25s]
+    /// On SIGTERM, first keep accepting for this long while /readyz answers 503, so that
+    /// Kubernetes (or any balancer probing /readyz) takes the pod out of its Service before it
+    /// stops listening; then drain. 0s stops accepting at once. [default: 0s]
+    #[arg(long, env = "PROXY_SHUTDOWN_DELAY", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub shutdown_delay: Option<Duration>,
+
+    /// On SIGTERM, after the shutdown delay, how long in-flight requests may take before the
+    /// process exits anyway. [default: 25s]
     #[arg(long, env = "PROXY_SHUTDOWN_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Option<Duration>,
 

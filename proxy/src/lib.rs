@@ -27,7 +27,7 @@ use std::time::{Instant, SystemTime};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use pingora_core::server::configuration::ServerConf;
-use pingora_core::server::Server;
+use pingora_core::server::{RunArgs, Server};
 
 pub use cli::Cli;
 pub use config::Config;
@@ -54,6 +54,7 @@ pub fn run(config: Config, cli: Cli) -> anyhow::Result<()> {
     let connection_metrics = limits::connections::ConnectionMetrics::register(metrics.registry())
         .context("registering the connection metrics")?;
     let inflight = InFlight::default();
+    let draining = drain::Draining::default();
 
     // DNS watchers, health checks, reloads and the admin listener run here, never on the proxy
     // threads.
@@ -93,6 +94,7 @@ pub fn run(config: Config, cli: Cli) -> anyhow::Result<()> {
             live: Arc::clone(&live),
             metrics: Arc::clone(&metrics),
             inflight: inflight.clone(),
+            draining: draining.clone(),
             started: Instant::now(),
         }),
     ));
@@ -147,5 +149,11 @@ pub fn run(config: Config, cli: Cli) -> anyhow::Result<()> {
     );
     // Keep the control runtime alive for the life of the process.
     let _control = control;
-    server.run_forever()
+    server.run(RunArgs {
+        shutdown_signal: Box::new(drain::DelayedTerminate {
+            delay: config.shutdown_delay,
+            draining,
+        }),
+    });
+    std::process::exit(0)
 }

@@ -273,6 +273,12 @@ fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str> {
     );
     keep(
         &mut kept,
+        "shutdown_delay",
+        &r.shutdown_delay,
+        &mut n.shutdown_delay,
+    );
+    keep(
+        &mut kept,
         "upstream.max_attempts",
         &r.upstream.max_attempts,
         &mut n.upstream.max_attempts,

@@ -205,6 +205,62 @@ async fn sigterm_finishes_in_flight_requests_then_exits() {
     assert!(exit.success(), "{exit:?}");
 }
 
+/// Kubernetes' order: SIGTERM and the endpoint removal race, so the pod keeps accepting for the
+/// shutdown delay while `/readyz` tells probes it is going; only then does it stop listening.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_shutdown_delay_keeps_accepting_while_readyz_answers_503() {
+    let net = 26;
+    let pod = Pod::start(ip(net, 1), POD_PORT, "pod-1").await;
+    let mut proxy = ProxyProcess::start(
+        (ip(net, 254), 8080).into(),
+        (ip(net, 254), 9091).into(),
+        &[
+            "--upstream",
+            &pod.addr.to_string(),
+            "--shutdown-delay",
+            "2s",
+        ],
+    )
+    .await;
+    assert_eq!(proxy.admin_status("/readyz").await, Some(200));
+    proxy.sigterm();
+    let signalled = Instant::now();
+    // /readyz turns 503 at once (within a poll), while the proxy is alive and serving.
+    loop {
+        match proxy.admin_status("/readyz").await {
+            Some(503) => break,
+            other => assert!(
+                signalled.elapsed() < Duration::from_secs(1),
+                "/readyz still {other:?} after SIGTERM"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // New connections are accepted and answered through the delay.
+    let mut served = 0;
+    while signalled.elapsed() < Duration::from_millis(1500) {
+        let (status, text) = raw(proxy.listen, &get("/users")).await;
+        assert_eq!(status, 200, "a new connection during the delay: {text}");
+        served += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served >= 5, "{served} requests during the delay");
+    let exit = proxy
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("exits after the delay");
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(2),
+        "kept running for the whole delay: exited after {:?}",
+        signalled.elapsed()
+    );
+    assert!(
+        tokio::net::TcpStream::connect(proxy.listen).await.is_err(),
+        "the listener is closed once it exited"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_file_routes_groups_by_host_and_path_prefix() {
     let net = 25;

@@ -31,6 +31,8 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     #[serde(default, with = "humantime_serde")]
     pub shutdown_grace: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub shutdown_delay: Option<Duration>,
     pub on_down: Option<OnDown>,
     pub log_format: Option<LogFormat>,
 }

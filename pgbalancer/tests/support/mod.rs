@@ -63,6 +63,7 @@ pub fn bare_config() -> Config {
         client_timeout: Duration::from_secs(5),
         max_connections: 2000,
         shutdown_grace: Duration::from_secs(1),
+        shutdown_delay: Duration::ZERO,
         on_down: OnDown::Keep,
         log_format: LogFormat::Text,
     }

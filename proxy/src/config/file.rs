@@ -25,6 +25,8 @@ pub struct FileConfig {
     pub resolve_interval: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub shutdown_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub shutdown_delay: Option<Duration>,
     #[serde(default)]
     pub upstream: UpstreamFile,
     #[serde(default)]

@@ -20,6 +20,8 @@ pub struct Config {
     pub resolver: ResolverSpec,
     pub resolve_interval: Duration,
     pub shutdown_timeout: Duration,
+    /// On SIGTERM, how long to keep accepting (with /readyz 503) before draining.
+    pub shutdown_delay: Duration,
     pub upstream: UpstreamSettings,
     pub health: HealthSettings,
     pub limits: Limits,
@@ -161,6 +163,10 @@ impl Config {
                 .shutdown_timeout
                 .or(file.shutdown_timeout)
                 .unwrap_or(secs(25)),
+            shutdown_delay: cli
+                .shutdown_delay
+                .or(file.shutdown_delay)
+                .unwrap_or(Duration::ZERO),
             upstream,
             health,
             limits: Limits::build(cli, &file.limits)?,

@@ -56,6 +56,17 @@ impl ProxyProcess {
         head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
     }
 
+    /// The status code of GET on the admin listener; None if it does not answer.
+    pub async fn admin_status(&self, path: &str) -> Option<u16> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.admin).await.ok()?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+        stream.write_all(req.as_bytes()).await.ok()?;
+        let mut buf = String::new();
+        stream.read_to_string(&mut buf).await.ok()?;
+        buf.get(9..12)?.parse().ok()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
