@@ -19,6 +19,10 @@ const PASSWORD_ENV: &str = "LAB_CHECK_PASSWORD";
 const PORT: u16 = testkit::names::POSTGRES_PORT;
 /// How long a stopped balancer pod may take to finish its open sessions.
 const STOP_GRACE: Duration = Duration::from_secs(15);
+/// How long after a pod's SIGTERM its Service still sends it connections: Kubernetes tells the
+/// kubelet and the endpoints controller at the same time, and kube-proxy moves the Service only
+/// once the EndpointSlice changed.
+const SERVICE_LAG: Duration = Duration::from_millis(500);
 
 /// A running balancer pod.
 pub struct DbPod {
@@ -58,10 +62,12 @@ impl Cluster {
         Ok(())
     }
 
-    /// Restarts the Postgres balancer as a rolling update: a new pod on a new IP, ready, the
-    /// Service pointed at it, then SIGTERM to the old one, which finishes its open sessions in
-    /// the background. Without a Service IP the old pod stops first and the new one takes its
-    /// address. Returns the new pod's address.
+    /// Restarts the Postgres balancer as a Deployment's rolling update does in Kubernetes: a new
+    /// pod on a new IP, ready; then the old pod gets SIGTERM while the Service still points at it
+    /// for a moment ([`SERVICE_LAG`]), so it must keep accepting through its `--shutdown-delay`;
+    /// then the Service moves, and the old pod finishes its open sessions in the background.
+    /// Without a Service IP the old pod stops first and the new one takes its address. Returns
+    /// the new pod's address.
     pub async fn restart_db(&mut self) -> anyhow::Result<SocketAddrV4> {
         let mut old = self.db.take().context("no Postgres balancer running")?;
         if !self.service_ips.available() {
@@ -75,10 +81,11 @@ impl Cluster {
                 return Err(e);
             }
         };
+        old.process.sigterm();
+        tokio::time::sleep(SERVICE_LAG).await;
         self.service_ips.point(service_addr(new.kind), new.addr);
         let addr = new.addr;
         self.db = Some(new);
-        old.process.sigterm();
         tokio::spawn(async move { old.process.wait_or_kill(STOP_GRACE).await });
         Ok(addr)
     }
@@ -112,6 +119,10 @@ impl Cluster {
                     self.pg.database(),
                     "--check-password-env",
                     PASSWORD_ENV,
+                    // As the manifest: keep accepting after SIGTERM until the Service moved.
+                    "--shutdown-delay",
+                    &humantime::format_duration(self.shutdown_delay.max(SERVICE_LAG * 2))
+                        .to_string(),
                 ]
                 .map(str::to_owned);
                 let env = [
