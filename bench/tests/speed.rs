@@ -118,6 +118,11 @@ async fn pg_measures_direct_pgbalancer_and_haproxy() {
             );
             assert!(c.tps > 0.0 && c.p99_ms > 0.0, "{} in {}", c.name, s.label());
             assert_eq!(c.cpu_s_per_100k.is_some(), c.name != "direct");
+            // The balancers' memory is measured (as root, where the peak can be reset).
+            if c.name != "direct" {
+                assert!(c.peak_rss_kib.is_some_and(|k| k > 0), "{} peak RSS", c.name);
+                assert!(c.kib_per_session.is_some(), "{} KiB per session", c.name);
+            }
         }
         assert_eq!(s.get("pgbalancer").unwrap().failed, 0, "{}", s.label());
     }

@@ -64,6 +64,12 @@ pub struct Summary {
     pub failed: u64,
     /// The balancer's CPU (none for direct) per 100k transactions.
     pub cpu_s_per_100k: Option<f64>,
+    /// The balancer's largest peak RSS over the rounds (none for direct).
+    pub peak_rss_kib: Option<u64>,
+    /// What one client session costs the balancer: (peak RSS during the run − RSS before) /
+    /// clients, median over the rounds. Meaningful with a connection per client (`select`): the
+    /// sessions are all open at once.
+    pub kib_per_session: Option<f64>,
     pub tps_vs_direct: Option<f64>,
     pub runs: Vec<Sample>,
 }
@@ -72,6 +78,9 @@ pub struct Summary {
 pub struct Sample {
     pub pgbench: PgbenchRun,
     pub cpu_s: Option<f64>,
+    /// The balancer's RSS before the run and its peak during it (KiB).
+    pub rss_before_kib: Option<u64>,
+    pub peak_rss_kib: Option<u64>,
 }
 
 struct Contestant {
@@ -139,11 +148,19 @@ pub async fn run(common: &Common, opts: &PgOpts) -> anyhow::Result<Results> {
                 for (i, c) in contestants.iter().enumerate() {
                     let pid = c.process.as_ref().and_then(Process::pid);
                     let cpu = pid.map(measure::cpu_seconds);
+                    // A run's peak is its own only where the kernel lets us reset it.
+                    let rss_before = pid
+                        .filter(|p| measure::reset_peak(*p))
+                        .map(measure::rss_kib);
                     let pgbench = pgbench::run(&login(c.addr), &load, work.path()).await?;
                     let sample = Sample {
                         cpu_s: pid
                             .zip(cpu)
                             .map(|(p, before)| measure::cpu_seconds(p) - before),
+                        rss_before_kib: rss_before,
+                        peak_rss_kib: pid
+                            .filter(|_| rss_before.is_some())
+                            .map(measure::peak_rss_kib),
                         pgbench,
                     };
                     println!(
@@ -166,7 +183,7 @@ pub async fn run(common: &Common, opts: &PgOpts) -> anyhow::Result<Results> {
                     load.args().join(" "),
                     cluster.database()
                 ),
-                contestants: summarize(&contestants, runs),
+                contestants: summarize(&contestants, runs, clients),
             };
             println!("\n{}", scenario_table(&scenario));
             scenarios.push(scenario);
@@ -272,7 +289,7 @@ async fn wait_login(cluster: &PgCluster, c: &Contestant) -> anyhow::Result<()> {
     }
 }
 
-fn summarize(contestants: &[Contestant], runs: Vec<Vec<Sample>>) -> Vec<Summary> {
+fn summarize(contestants: &[Contestant], runs: Vec<Vec<Sample>>, clients: usize) -> Vec<Summary> {
     let mut out: Vec<Summary> = contestants
         .iter()
         .zip(runs)
@@ -280,6 +297,13 @@ fn summarize(contestants: &[Contestant], runs: Vec<Vec<Sample>>) -> Vec<Summary>
             let m = |f: fn(&PgbenchRun) -> f64| median(runs.iter().map(|r| f(&r.pgbench)));
             let transactions: u64 = runs.iter().map(|r| r.pgbench.transactions).sum();
             let cpu: Option<f64> = runs.iter().map(|r| r.cpu_s).sum();
+            let per_session: Option<Vec<f64>> = runs
+                .iter()
+                .map(|r| {
+                    let (before, peak) = (r.rss_before_kib?, r.peak_rss_kib?);
+                    Some(peak.saturating_sub(before) as f64 / clients.max(1) as f64)
+                })
+                .collect();
             Summary {
                 name: c.name.to_owned(),
                 tps: m(|r| r.tps),
@@ -292,6 +316,8 @@ fn summarize(contestants: &[Contestant], runs: Vec<Vec<Sample>>) -> Vec<Summary>
                 cpu_s_per_100k: cpu
                     .filter(|_| transactions > 0)
                     .map(|c| c / transactions as f64 * 100_000.0),
+                peak_rss_kib: runs.iter().filter_map(|r| r.peak_rss_kib).max(),
+                kib_per_session: per_session.map(median),
                 tps_vs_direct: None,
                 runs,
             }
@@ -314,6 +340,8 @@ fn scenario_table(s: &Scenario) -> String {
         "p99 ms",
         "p99.9 ms",
         "balancer CPU s / 100k tx",
+        "balancer peak RSS MiB",
+        "KiB per session",
         "failed",
     ]);
     for c in &s.contestants {
@@ -326,6 +354,9 @@ fn scenario_table(s: &Scenario) -> String {
             format!("{:.3}", c.p99_ms),
             format!("{:.3}", c.p999_ms),
             c.cpu_s_per_100k.map_or("-".into(), |v| format!("{v:.2}")),
+            c.peak_rss_kib
+                .map_or("-".into(), |v| format!("{:.1}", v as f64 / 1024.0)),
+            c.kib_per_session.map_or("-".into(), |v| format!("{v:.1}")),
             c.failed.to_string(),
         ]);
     }
@@ -343,7 +374,7 @@ A Postgres primary and one streaming replica (`testkit::postgres`: Debian's serv
 new connection (and SCRAM login) per transaction. {} interleaved round(s) of {} s, medians. `avg \
 ms` is pgbench's latency average (with `-C` it includes connecting and logging in); the percentiles \
 come from pgbench's per-transaction log (`-l`), which times the transaction alone, also with `-C`. \
-Balancer CPU: utime+stime per 100k transactions.\n\n{}\n",
+Balancer CPU: utime+stime per 100k transactions. Balancer peak RSS: the largest VmHWM of the process tree over the rounds (reset before each run); KiB per session: (peak RSS during the run − RSS before it) / clients, median over the rounds, meaningful for `select`, where every client holds its session for the whole run.\n\n{}\n",
         r.header.preamble(),
         r.scale,
         r.header.threads,
