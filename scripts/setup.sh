@@ -29,6 +29,8 @@ have_cmd c++ || want+=(g++)
 # The lab makes a deleted pod's IP stop answering with iptables (as root), as in a cluster.
 have_cmd iptables || want+=(iptables)
 # k8s/check.sh: render the manifests, lint the scripts, and a venv for kubernetes-validate.
+# Debian's kubernetes-client is kubectl 1.20, older than the manifests need (1.21+); k8s/check.sh
+# says so. A machine with a current kubectl keeps it.
 have_cmd kubectl || want+=(kubernetes-client)
 have_cmd shellcheck || want+=(shellcheck)
 have_cmd python3 || want+=(python3)

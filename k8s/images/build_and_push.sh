@@ -7,8 +7,9 @@
 #   k8s/images/build_and_push.sh --no-push           all images into the local Docker engine only
 #                                                    (what `make demo-containers` and `make test` run)
 #
-# Environment: REGISTRY (k3d-registry.localhost:5000), TAG (dev), POD_CIDR (10.42.0.0/16: the
-# cluster's pod CIDR, which the primary's pg_hba admits), POSTGRES_VERSION (15).
+# Environment: REGISTRY (k3d-registry.localhost:$REGISTRY_PORT), REGISTRY_PORT (5000, as in
+# k3d/create.sh), TAG (dev), POD_CIDR (10.42.0.0/16: the cluster's pod CIDR, which the primary's
+# pg_hba admits), POSTGRES_VERSION (15). k8s/apply.sh reads the same REGISTRY, REGISTRY_PORT, TAG.
 #
 # Images: proxy, pgbalancer, backend (k8s/images/rust: one builder stage compiles the three
 # binaries once); postgres-primary, postgres-replica (k8s/images/postgres); nginx, haproxy,
@@ -29,7 +30,7 @@ for arg in "$@"; do
     esac
 done
 
-registry="${REGISTRY:-k3d-registry.localhost:5000}"
+registry="${REGISTRY:-k3d-registry.localhost:${REGISTRY_PORT:-5000}}"
 tag="${TAG:-dev}"
 pod_cidr="${POD_CIDR:-10.42.0.0/16}"
 pg_version="${POSTGRES_VERSION:-15}"

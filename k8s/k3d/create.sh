@@ -3,8 +3,9 @@
 # k3d-registry.localhost:5000, which k8s/images/build_and_push.sh pushes every image to.
 # Safe to run again: an existing registry or cluster is kept.
 #
-# Environment: CLUSTER (hl-k3d), REGISTRY_PORT (5000), K3S_IMAGE (the k3s release k8s/check.sh
-# validates the manifests against).
+# Environment: CLUSTER (hl-k3d), REGISTRY_PORT (5000; macOS users often need another, as AirPlay
+# takes 5000; build_and_push.sh and apply.sh read the same variable), K3S_IMAGE (the k3s release
+# k8s/check.sh validates the manifests against).
 set -euo pipefail
 
 cluster="${CLUSTER:-hl-k3d}"
@@ -41,4 +42,9 @@ if ! getent hosts "$registry" >/dev/null; then
     echo "create: $registry does not resolve here; for docker push add it to /etc/hosts:" >&2
     echo "    echo '127.0.0.1 $registry' | sudo tee -a /etc/hosts" >&2
 fi
-echo "create: next: k8s/images/build_and_push.sh && k8s/apply.sh"
+# build_and_push.sh and apply.sh read the same REGISTRY_PORT: the images go to and come from it.
+if [ "$port" = 5000 ]; then
+    echo "create: next: k8s/images/build_and_push.sh && k8s/apply.sh"
+else
+    echo "create: next: REGISTRY_PORT=$port k8s/images/build_and_push.sh && REGISTRY_PORT=$port k8s/apply.sh"
+fi

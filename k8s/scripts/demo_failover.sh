@@ -65,8 +65,10 @@ wait_ready backend-headless 1
 wait_ready postgres-replicas 1
 phase C "$requests" "1 backend, 1 replica"
 
-old_pod="$(k get pods -l app=backend --field-selector=status.phase=Running \
-    -o jsonpath='{.items[0].metadata.name}')"
+# The pod behind the one ready endpoint: the pod the earlier scale-down terminated may still be
+# Running through its shutdown delay, and deleting that one would show no failover at all.
+old_pod="$(ready_pods backend-headless | head -n 1)"
+[ -n "$old_pod" ] || { echo "demo_failover: no ready backend pod to delete" >&2; exit 1; }
 k delete pod "$old_pod" --wait=false >/dev/null
 phase C.drop "$drop_requests" "the only backend pod ($old_pod) deleted"
 

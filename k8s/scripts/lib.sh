@@ -40,9 +40,19 @@ json_field() {
     sed -n "s/.*\"$1\" *: *\"\\([^\"]*\\)\".*/\\1/p" <<<"$2"
 }
 
-# ready_addresses SERVICE: how many ready pod IPs the Service's endpoints (its DNS answer) list.
+# Per EndpointSlice: the names of the pods behind its ready endpoints, one per line. A pod being
+# deleted is no longer ready (conditions.ready=false, terminating=true) although it still runs.
+READY_PODS_JSONPATH='{range .endpoints[?(@.conditions.ready==true)]}{.targetRef.name}{"\n"}{end}'
+
+# ready_pods SERVICE: the pods behind the Service's ready endpoints (what its DNS answers).
+ready_pods() {
+    kubectl -n "$NS" get endpointslices -l "kubernetes.io/service-name=$1" \
+        -o jsonpath="{range .items[*]}$READY_PODS_JSONPATH{end}"
+}
+
+# ready_addresses SERVICE: how many ready pods the Service's DNS answers with.
 ready_addresses() {
-    kubectl -n "$NS" get endpoints "$1" -o jsonpath='{.subsets[*].addresses[*].ip}' | wc -w
+    ready_pods "$1" | grep -c . || true
 }
 
 # wait_ready SERVICE N [SECONDS]: until the Service lists exactly N ready pods (default 180 s).

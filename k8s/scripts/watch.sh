@@ -21,7 +21,7 @@ for ((i = 1; i <= rounds; i++)); do
     echo "== $(date +%H:%M:%S)  namespace $NS  (round $i/$rounds)"
     kubectl -n "$NS" get pods -o wide -l 'app in (backend,postgres,proxy,pgbalancer)'
     echo
-    kubectl -n "$NS" get endpoints backend-headless postgres-replicas
+    kubectl -n "$NS" get endpointslices -l 'kubernetes.io/service-name in (backend-headless,postgres-replicas)'
     echo
     echo "-- proxy /status"
     admin_status proxy

@@ -2,171 +2,14 @@
 //! would) use exactly the names and ports in `testkit::names`, which the local lab uses too: one
 //! source of truth, checked, instead of two copies drifting apart.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+mod support;
 
-use serde::Deserialize;
-use serde_norway::Value;
+use support::{any, env, flag, headless, objects, repo_root};
 use testkit::names::*;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The rendered objects, or `None` when kubectl is not installed (`make test` installs it).
-fn rendered() -> Option<&'static [Value]> {
-    static RENDERED: OnceLock<Option<Vec<Value>>> = OnceLock::new();
-    RENDERED
-        .get_or_init(|| {
-            let dir = repo_root().join("k8s/manifests");
-            let out = match Command::new("kubectl").arg("kustomize").arg(&dir).output() {
-                Ok(out) => out,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-                Err(e) => panic!("running kubectl kustomize: {e}"),
-            };
-            assert!(
-                out.status.success(),
-                "kubectl kustomize {} failed:\n{}",
-                dir.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let text = String::from_utf8(out.stdout).expect("kustomize prints UTF-8");
-            let docs: Vec<Value> = serde_norway::Deserializer::from_str(&text)
-                .map(|doc| Value::deserialize(doc).expect("kustomize prints valid YAML"))
-                .filter(|doc| !doc.is_null())
-                .collect();
-            Some(docs)
-        })
-        .as_deref()
-}
-
-macro_rules! objects_or_skip {
-    () => {
-        match rendered() {
-            Some(objects) => Manifests(objects),
-            None => {
-                eprintln!(
-                    "SKIPPED: kubectl not found; `make test` installs it (kubernetes-client)"
-                );
-                return;
-            }
-        }
-    };
-}
-
-struct Manifests(&'static [Value]);
-
-impl Manifests {
-    fn get(&self, kind: &str, name: &str) -> &'static Value {
-        self.0
-            .iter()
-            .find(|o| {
-                o["kind"].as_str() == Some(kind) && o["metadata"]["name"].as_str() == Some(name)
-            })
-            .unwrap_or_else(|| panic!("no {kind} {name} in k8s/manifests"))
-    }
-
-    /// The one ConfigMap generated from `name` (kustomize appends a content hash).
-    fn config_map(&self, name: &str) -> &'static Value {
-        let prefix = format!("{name}-");
-        let found: Vec<_> = self
-            .0
-            .iter()
-            .filter(|o| o["kind"].as_str() == Some("ConfigMap"))
-            .filter(|o| {
-                o["metadata"]["name"]
-                    .as_str()
-                    .is_some_and(|n| n.starts_with(&prefix))
-            })
-            .collect();
-        assert_eq!(found.len(), 1, "ConfigMaps generated from {name}");
-        &found[0]["data"]
-    }
-
-    /// The workload (Deployment or StatefulSet) whose pods the Service `name` selects.
-    fn workload_of_service(&self, name: &str) -> &'static Value {
-        let selector = self.get("Service", name)["spec"]["selector"]
-            .as_mapping()
-            .unwrap_or_else(|| panic!("Service {name} has a selector"));
-        let found: Vec<_> = self
-            .0
-            .iter()
-            .filter(|o| matches!(o["kind"].as_str(), Some("Deployment" | "StatefulSet")))
-            .filter(|o| {
-                let labels = &o["spec"]["template"]["metadata"]["labels"];
-                selector
-                    .iter()
-                    .all(|(k, v)| &labels[k.as_str().unwrap()] == v)
-            })
-            .collect();
-        assert_eq!(found.len(), 1, "workloads selected by Service {name}");
-        found[0]
-    }
-
-    /// `(service port, container port)` of the Service `name`, named target ports resolved
-    /// through the pods it selects.
-    fn service_ports(&self, name: &str) -> Vec<(u64, u64)> {
-        let container =
-            &self.workload_of_service(name)["spec"]["template"]["spec"]["containers"][0];
-        let container_ports = container["ports"].as_sequence().expect("container ports");
-        self.get("Service", name)["spec"]["ports"]
-            .as_sequence()
-            .expect("Service ports")
-            .iter()
-            .map(|p| {
-                let target = match &p["targetPort"] {
-                    Value::String(port_name) => container_ports
-                        .iter()
-                        .find(|c| c["name"].as_str() == Some(port_name))
-                        .unwrap_or_else(|| panic!("{name}: no container port named {port_name}"))
-                        ["containerPort"]
-                        .as_u64(),
-                    Value::Null => p["port"].as_u64(),
-                    other => other.as_u64(),
-                };
-                (p["port"].as_u64().unwrap(), target.unwrap())
-            })
-            .collect()
-    }
-}
-
-fn container(workload: &Value) -> &Value {
-    &workload["spec"]["template"]["spec"]["containers"][0]
-}
-
-/// The value after `flag` in a container's args.
-fn flag<'a>(workload: &'a Value, flag: &str) -> &'a str {
-    let args = container(workload)["args"]
-        .as_sequence()
-        .expect("container args");
-    let at = args
-        .iter()
-        .position(|a| a.as_str() == Some(flag))
-        .unwrap_or_else(|| panic!("no {flag} in {:?}", args));
-    args[at + 1].as_str().unwrap()
-}
-
-fn env<'a>(workload: &'a Value, name: &str) -> &'a Value {
-    container(workload)["env"]
-        .as_sequence()
-        .expect("container env")
-        .iter()
-        .find(|e| e["name"].as_str() == Some(name))
-        .unwrap_or_else(|| panic!("no env {name}"))
-}
-
-fn headless(m: &Manifests, service: &str) -> bool {
-    m.get("Service", service)["spec"]["clusterIP"].as_str() == Some("None")
-}
-
-fn any(port: u16) -> String {
-    format!("0.0.0.0:{port}")
-}
 
 #[test]
 fn every_object_lives_in_the_lab_namespace() {
-    let m = objects_or_skip!();
+    let m = objects();
     assert_eq!(
         m.get("Namespace", NAMESPACE)["kind"].as_str(),
         Some("Namespace")
@@ -187,7 +30,7 @@ fn every_object_lives_in_the_lab_namespace() {
 
 #[test]
 fn services_expose_the_shared_ports_on_the_pods_they_select() {
-    let m = objects_or_skip!();
+    let m = objects();
     let pg = u64::from(POSTGRES_PORT);
     assert_eq!(
         m.service_ports(BACKEND_SERVICE),
@@ -233,7 +76,7 @@ fn services_expose_the_shared_ports_on_the_pods_they_select() {
 
 #[test]
 fn the_proxy_follows_the_backends_headless_service() {
-    let m = objects_or_skip!();
+    let m = objects();
     let proxy = m.workload_of_service(PROXY_SERVICE);
     assert_eq!(flag(proxy, "--listen"), any(PROXY_PORT));
     assert_eq!(
@@ -245,7 +88,7 @@ fn the_proxy_follows_the_backends_headless_service() {
 
 #[test]
 fn pgbalancer_checks_the_replicas_with_the_secrets_password() {
-    let m = objects_or_skip!();
+    let m = objects();
     let pgb = m.workload_of_service(PGBALANCER_SERVICE);
     assert_eq!(flag(pgb, "--listen"), any(POSTGRES_PORT));
     assert_eq!(
@@ -267,7 +110,7 @@ fn pgbalancer_checks_the_replicas_with_the_secrets_password() {
 
 #[test]
 fn the_backend_reaches_postgres_through_pgbalancer() {
-    let m = objects_or_skip!();
+    let m = objects();
     let backend = m.workload_of_service(BACKEND_SERVICE);
     assert_eq!(flag(backend, "--listen"), any(BACKEND_PORT));
     assert_eq!(
@@ -288,7 +131,7 @@ fn the_backend_reaches_postgres_through_pgbalancer() {
 
 #[test]
 fn replicas_stream_from_the_primary_and_are_named_pg1_pg2() {
-    let m = objects_or_skip!();
+    let m = objects();
     let replicas = m.workload_of_service(POSTGRES_REPLICAS_SERVICE);
     assert_eq!(
         replicas["spec"]["replicas"].as_u64(),
@@ -322,7 +165,7 @@ fn replicas_stream_from_the_primary_and_are_named_pg1_pg2() {
 
 #[test]
 fn nginx_proxies_to_the_backends_headless_service() {
-    let m = objects_or_skip!();
+    let m = objects();
     let conf = m.config_map("nginx-config")["default.conf"]
         .as_str()
         .unwrap();
@@ -346,7 +189,7 @@ fn nginx_proxies_to_the_backends_headless_service() {
 
 #[test]
 fn prometheus_scrapes_the_metrics_ports() {
-    let m = objects_or_skip!();
+    let m = objects();
     for (service, port) in [
         (PROXY_SERVICE, PROXY_ADMIN_PORT),
         (PGBALANCER_SERVICE, PGBALANCER_ADMIN_PORT),

@@ -55,6 +55,16 @@ pub struct RunSpec {
     pub memory: Option<u64>,
     /// DNS server the embedded DNS forwards names it does not know to (`docker run --dns`).
     pub dns: Option<Ipv4Addr>,
+    /// `uid:gid` to run as (a securityContext's runAsUser/runAsGroup).
+    pub user: Option<String>,
+    pub read_only: bool,
+    pub no_new_privileges: bool,
+    pub cap_drop: Vec<String>,
+    pub cap_add: Vec<String>,
+    /// Anonymous volumes, removed with the container: a pod's emptyDirs and persistent volumes.
+    /// Docker fills each with the image's directory, owner included, which stands in for the
+    /// fsGroup that makes a pod's volumes its own (a tmpfs would stay root's on this engine).
+    pub volumes: Vec<String>,
 }
 
 pub struct Engine {
@@ -168,6 +178,24 @@ impl Engine {
         }
         if let Some(dns) = spec.dns {
             args.extend(["--dns".into(), dns.to_string()]);
+        }
+        if let Some(user) = &spec.user {
+            args.extend(["--user".into(), user.clone()]);
+        }
+        if spec.read_only {
+            args.push("--read-only".into());
+        }
+        if spec.no_new_privileges {
+            args.extend(["--security-opt".into(), "no-new-privileges".into()]);
+        }
+        for cap in &spec.cap_drop {
+            args.extend(["--cap-drop".into(), cap.clone()]);
+        }
+        for cap in &spec.cap_add {
+            args.extend(["--cap-add".into(), cap.clone()]);
+        }
+        for path in &spec.volumes {
+            args.extend(["--volume".into(), path.clone()]);
         }
         if let Some(entrypoint) = &spec.entrypoint {
             args.extend(["--entrypoint".into(), entrypoint.clone()]);

@@ -23,6 +23,23 @@ pub struct Template {
     pub pre_stop: Option<Vec<String>>,
     pub grace: Duration,
     pub memory_limit: Option<u64>,
+    pub security: Security,
+    /// Mount paths of the pod's emptyDir volumes.
+    pub scratch: Vec<String>,
+    /// Mount paths of its persistent volumes (a StatefulSet's volumeClaimTemplates).
+    pub persistent: Vec<String>,
+}
+
+/// The pod's and the container's securityContext, merged (the container's wins).
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    pub run_as_user: Option<u32>,
+    pub run_as_group: Option<u32>,
+    pub run_as_non_root: bool,
+    pub read_only_root: bool,
+    pub no_new_privileges: bool,
+    pub cap_drop: Vec<String>,
+    pub cap_add: Vec<String>,
 }
 
 /// A readiness probe, with Kubernetes' defaults filled in.
@@ -104,6 +121,16 @@ impl Manifests {
             .containers
             .first()
             .with_context(|| format!("{workload} has no container"))?;
+        let claims: Vec<String> = object
+            .spec
+            .as_ref()
+            .map(|s| {
+                s.volume_claim_templates
+                    .iter()
+                    .map(|t| t.metadata.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
         let ports: BTreeMap<_, _> = c
             .ports
             .iter()
@@ -172,6 +199,14 @@ impl Manifests {
             // Kubernetes' default grace period.
             grace: Duration::from_secs(pod.termination_grace_period_seconds.unwrap_or(30)),
             memory_limit,
+            security: security(pod.security_context.as_ref(), c.security_context.as_ref()),
+            scratch: mounts(c, pod, |v| v.empty_dir.is_some()),
+            persistent: c
+                .volume_mounts
+                .iter()
+                .filter(|m| claims.contains(&m.name))
+                .map(|m| m.mount_path.clone())
+                .collect(),
         })
     }
 }
@@ -228,6 +263,38 @@ impl Template {
     }
 }
 
+fn security(pod: Option<&SecurityContext>, container: Option<&SecurityContext>) -> Security {
+    let pick =
+        |f: fn(&SecurityContext) -> Option<u32>| container.and_then(f).or_else(|| pod.and_then(f));
+    let flag = |f: fn(&SecurityContext) -> Option<bool>| {
+        container
+            .and_then(f)
+            .or_else(|| pod.and_then(f))
+            .unwrap_or(false)
+    };
+    let caps = container.and_then(|c| c.capabilities.as_ref());
+    Security {
+        run_as_user: pick(|s| s.run_as_user),
+        run_as_group: pick(|s| s.run_as_group),
+        run_as_non_root: flag(|s| s.run_as_non_root),
+        read_only_root: flag(|s| s.read_only_root_filesystem),
+        no_new_privileges: container
+            .and_then(|c| c.allow_privilege_escalation)
+            .is_some_and(|allow| !allow),
+        cap_drop: caps.map(|c| c.drop.clone()).unwrap_or_default(),
+        cap_add: caps.map(|c| c.add.clone()).unwrap_or_default(),
+    }
+}
+
+/// Mount paths of the container's volumes that `pick` selects among the pod's volumes.
+fn mounts(c: &Container, pod: &PodSpec, pick: fn(&Volume) -> bool) -> Vec<String> {
+    c.volume_mounts
+        .iter()
+        .filter(|m| pod.volumes.iter().any(|v| v.name == m.name && pick(v)))
+        .map(|m| m.mount_path.clone())
+        .collect()
+}
+
 /// `$(NAME)` replaced by an earlier variable's value; unknown references stay as they are.
 fn expand(value: &str, vars: &[(String, String)]) -> String {
     let mut out = value.to_owned();
@@ -276,9 +343,17 @@ struct Metadata {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct WorkloadSpec {
     #[serde(default)]
     template: Option<PodTemplate>,
+    #[serde(default)]
+    volume_claim_templates: Vec<ClaimTemplate>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ClaimTemplate {
+    metadata: Metadata,
 }
 
 #[derive(Debug, Deserialize)]
@@ -291,6 +366,42 @@ struct PodTemplate {
 struct PodSpec {
     termination_grace_period_seconds: Option<u64>,
     containers: Vec<Container>,
+    security_context: Option<SecurityContext>,
+    #[serde(default)]
+    volumes: Vec<Volume>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SecurityContext {
+    run_as_user: Option<u32>,
+    run_as_group: Option<u32>,
+    run_as_non_root: Option<bool>,
+    read_only_root_filesystem: Option<bool>,
+    allow_privilege_escalation: Option<bool>,
+    capabilities: Option<Capabilities>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Capabilities {
+    #[serde(default)]
+    drop: Vec<String>,
+    #[serde(default)]
+    add: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Volume {
+    name: String,
+    empty_dir: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VolumeMount {
+    name: String,
+    mount_path: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -308,6 +419,9 @@ struct Container {
     readiness_probe: Option<ProbeSpec>,
     lifecycle: Option<Lifecycle>,
     resources: Option<Resources>,
+    security_context: Option<SecurityContext>,
+    #[serde(default)]
+    volume_mounts: Vec<VolumeMount>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -443,6 +557,18 @@ mod tests {
             t.pre_stop.is_some(),
             "the replica's preStop releases its name"
         );
+    }
+
+    #[test]
+    fn security_contexts_and_volumes_are_read() {
+        let m = manifests();
+        let proxy = m.template("proxy").unwrap();
+        assert_eq!(proxy.security.run_as_user, Some(10001));
+        assert!(proxy.security.run_as_non_root && proxy.security.read_only_root);
+        assert_eq!(proxy.security.cap_drop, ["ALL"]);
+        let primary = m.template("postgres-primary").unwrap();
+        assert_eq!(primary.persistent, ["/var/lib/postgresql/data"]);
+        assert!(primary.scratch.contains(&"/var/run/postgresql".to_owned()));
     }
 
     #[test]

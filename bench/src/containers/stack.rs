@@ -206,6 +206,7 @@ impl Stack {
         role: Role,
         adjust: impl FnOnce(&mut RunSpec),
     ) -> anyhow::Result<Pod> {
+        let user = self.user(&template).await?;
         let host = self.next_host;
         self.next_host = host
             .checked_add(1)
@@ -221,11 +222,58 @@ impl Stack {
             args: template.args.clone(),
             memory: template.memory_limit,
             dns: Some(self.env.endpoints.ip()),
+            user,
+            read_only: template.security.read_only_root,
+            no_new_privileges: template.security.no_new_privileges,
+            cap_drop: template.security.cap_drop.clone(),
+            cap_add: template.security.cap_add.clone(),
+            volumes: template
+                .scratch
+                .iter()
+                .chain(&template.persistent)
+                .cloned()
+                .collect(),
             ..RunSpec::default()
         };
         adjust(&mut spec);
         let services = services.iter().map(|s| cluster_fqdn(s)).collect();
         Pod::start(&self.env, template, spec, services, role).await
+    }
+
+    /// The user a template's container runs as, and the kubelet's runAsNonRoot check: a pod that
+    /// must not run as root does not start when the user it would get is root, or a name the
+    /// kubelet cannot check.
+    async fn user(&self, template: &Template) -> anyhow::Result<Option<String>> {
+        let s = &template.security;
+        let image = self.images.for_template(template);
+        let image_user = self
+            .env
+            .engine
+            .docker(&["image", "inspect", "--format", "{{.Config.User}}", &image])
+            .await?;
+        if s.run_as_non_root {
+            let uid = match s.run_as_user {
+                Some(uid) => Some(uid),
+                None => image_user
+                    .split(':')
+                    .next()
+                    .unwrap_or("")
+                    .parse::<u32>()
+                    .ok(),
+            };
+            match uid {
+                Some(0) => bail!("{}: runAsNonRoot, but {image} would run as root", template.workload),
+                None => bail!(
+                    "{}: runAsNonRoot, but {image} has a non-numeric user ({image_user:?}) and no runAsUser is set",
+                    template.workload
+                ),
+                Some(_) => {}
+            }
+        }
+        Ok(s.run_as_user.map(|uid| match s.run_as_group {
+            Some(gid) => format!("{uid}:{gid}"),
+            None => uid.to_string(),
+        }))
     }
 
     fn next_name(&mut self, workload: &str) -> String {
