@@ -38,7 +38,8 @@ bench: setup
 	cargo build --release --locked -p proxy -p pgbalancer -p bench
 	target/release/bench all $(BENCH_ARGS)
 
-test: images
+# Formatting and clippy first (cheap to fail), then every test, then the k8s checks.
+test: images lint
 	cargo build --workspace --bins --locked
 	cargo test --workspace --locked
 	k8s/check.sh

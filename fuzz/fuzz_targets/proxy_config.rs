@@ -1,5 +1,5 @@
 //! The proxy's config file: any text is a config or an error naming a key, never a panic, and a
-//! validated config has the limits the proxy relies on.
+//! validated config has the limits the proxy relies on and health checks that build.
 #![no_main]
 
 use clap::Parser;
@@ -16,6 +16,15 @@ fuzz_target!(|data: &[u8]| {
     };
     let cli = Cli::parse_from(["proxy"]);
     if let Ok(config) = Config::build(&cli, file) {
+        // What passed validation must build: every group's health checker, as the proxy will.
+        for group in &config.groups {
+            let host = match group.target.host() {
+                discovery::Host::Name(name) => name.clone(),
+                discovery::Host::Ip(ip) => ip.to_string(),
+            };
+            proxy::upstream::health::checker(&group.health, &host, config.health.timeout)
+                .expect("a validated health check builds");
+        }
         assert!(!config.groups.is_empty());
         assert!(config.limits.max_connections > 0);
         assert!(!config.limits.header_timeout.is_zero());

@@ -30,12 +30,12 @@ const WARM_POLL: Duration = Duration::from_millis(20);
 pub enum ReloadError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("watching {target} for group {group}")]
+    #[error("starting group {group} ({target})")]
     Start {
         group: String,
         target: String,
         #[source]
-        source: Box<discovery::ResolverError>,
+        source: Box<crate::upstream::GroupError>,
     },
 }
 

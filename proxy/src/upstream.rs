@@ -2,8 +2,8 @@
 
 mod endpoint;
 mod group;
-mod health;
+pub mod health;
 mod membership;
 
 pub use endpoint::{CheckRecord, Endpoint};
-pub use group::{Group, GroupEvents, Pick};
+pub use group::{Group, GroupError, GroupEvents, Pick};

@@ -88,6 +88,47 @@ fn check_config_accepts_the_example_and_rejects_a_bad_key_with_exit_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("NAME:PORT"));
 }
 
+/// A value `--check-config` accepts must start: a health path the checker cannot send (it
+/// panicked at start before) is a configuration error, exit 2, naming the key.
+#[test]
+fn a_health_path_the_checker_cannot_send_is_a_config_error() {
+    let out = proxy_cmd()
+        .args([
+            "--check-config",
+            "--upstream",
+            "127.0.0.1:9",
+            "--health-path",
+            "/a b",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("health.path") && stderr.contains("/a b"),
+        "{stderr}"
+    );
+    // Not only --check-config: starting with it fails the same way, without a panic.
+    let out = proxy_cmd()
+        .args([
+            "--upstream",
+            "127.0.0.1:9",
+            "--health-path",
+            "/a b",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_that_does_not_resolve_yet_holds_then_503s_then_recovers() {
     let net = 21;

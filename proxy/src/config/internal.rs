@@ -258,15 +258,11 @@ fn group(i: usize, g: &GroupFile, default_health: &HealthKind) -> Result<GroupCo
     })
 }
 
+/// A health check path: exactly what the checker will build its request from must build.
 fn check_path(key: &str, path: String) -> Result<String, ConfigError> {
-    if path.starts_with('/') {
-        Ok(path)
-    } else {
-        Err(ConfigError::invalid(
-            key,
-            format!("`{path}` must start with `/`"),
-        ))
-    }
+    crate::upstream::health::check_request(&path, "health-check.invalid")
+        .map(|_| path)
+        .map_err(|reason| ConfigError::invalid(key, reason))
 }
 
 #[cfg(test)]

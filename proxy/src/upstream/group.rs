@@ -42,6 +42,15 @@ pub struct Pick {
     pub alternatives: bool,
 }
 
+/// A group could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("building its health check: {0}")]
+    Check(String),
+    #[error(transparent)]
+    Resolver(#[from] discovery::ResolverError),
+}
+
 pub struct Group {
     pub config: GroupConfig,
     pub events: Arc<GroupEvents>,
@@ -56,16 +65,21 @@ pub struct Group {
 }
 
 impl Group {
-    pub fn new(config: GroupConfig, health: HealthSettings, metrics: GroupMetrics) -> Self {
+    pub fn new(
+        config: GroupConfig,
+        health: HealthSettings,
+        metrics: GroupMetrics,
+    ) -> Result<Self, GroupError> {
         let membership = SharedMembership::default();
         let lb = LoadBalancer::from_backends(Backends::new(Box::new(membership.clone())));
         let host = match config.target.host() {
             discovery::Host::Name(name) => name.clone(),
             discovery::Host::Ip(ip) => ip.to_string(),
         };
-        let checker = health::checker(&config.health, &host, health.timeout);
+        let checker =
+            health::checker(&config.health, &host, health.timeout).map_err(GroupError::Check)?;
         let (changes, _) = watch::channel(0);
-        Self {
+        Ok(Self {
             events: Arc::new(GroupEvents {
                 name: config.name.as_str().into(),
                 metrics,
@@ -79,7 +93,7 @@ impl Group {
             applied: ArcSwapOption::empty(),
             health,
             checker,
-        }
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -97,8 +111,8 @@ impl Group {
         health: HealthSettings,
         dns: discovery::Settings,
         metrics: GroupMetrics,
-    ) -> Result<Arc<Self>, discovery::ResolverError> {
-        let group = Arc::new(Self::new(config, health, metrics));
+    ) -> Result<Arc<Self>, GroupError> {
+        let group = Arc::new(Self::new(config, health, metrics)?);
         let watcher = Discovery::spawn(group.target().clone(), dns)?;
         group.start(watcher);
         Ok(group)

@@ -18,9 +18,27 @@ use crate::config::{HealthKind, HealthSettings};
 /// The check shared by every endpoint of a group.
 pub type Checker = Arc<dyn HealthCheck + Send + Sync>;
 
+/// The request of an HTTP check, `GET path` with `Host: host`: the config's validation builds it
+/// too, so a path that passes `--check-config` is one the checker can send.
+pub fn check_request(path: &str, host: &str) -> Result<pingora_http::RequestHeader, String> {
+    if !path.starts_with('/') {
+        return Err(format!("`{path}` must start with `/`"));
+    }
+    // Pingora takes any bytes here; the URI parser is what rejects spaces and the like.
+    path.parse::<http::uri::PathAndQuery>()
+        .map_err(|e| format!("`{path}` is not a valid request path: {e}"))?;
+    let mut req = pingora_http::RequestHeader::build("GET", path.as_bytes(), None)
+        .map_err(|e| format!("`{path}` is not a valid request path: {e}"))?;
+    req.insert_header("Host", host)
+        .map_err(|e| format!("`{host}` is not a valid Host header: {e}"))?;
+    req.insert_header("User-Agent", "proxy-health-check")
+        .map_err(|e| e.to_string())?;
+    Ok(req)
+}
+
 /// Builds the check: a TCP connect, or `GET path` expecting 2xx with `Host: host`.
-pub fn checker(kind: &HealthKind, host: &str, timeout: Duration) -> Checker {
-    match kind {
+pub fn checker(kind: &HealthKind, host: &str, timeout: Duration) -> Result<Checker, String> {
+    Ok(match kind {
         HealthKind::Tcp => {
             let mut check = TcpHealthCheck::new();
             check.peer_template.options.connection_timeout = Some(timeout);
@@ -28,13 +46,7 @@ pub fn checker(kind: &HealthKind, host: &str, timeout: Duration) -> Checker {
         }
         HealthKind::Http { path } => {
             let mut check = HttpHealthCheck::new(host, false);
-            let mut req = pingora_http::RequestHeader::build("GET", path.as_bytes(), None)
-                .expect("a path that starts with / is a valid URI");
-            req.insert_header("Host", host)
-                .expect("a DNS name is a valid header value");
-            req.insert_header("User-Agent", "proxy-health-check")
-                .expect("valid header");
-            check.req = req;
+            check.req = check_request(path, host)?;
             check.peer_template.options.connection_timeout = Some(timeout);
             check.peer_template.options.read_timeout = Some(timeout);
             check.validator = Some(Box::new(|resp: &ResponseHeader| {
@@ -49,7 +61,7 @@ pub fn checker(kind: &HealthKind, host: &str, timeout: Duration) -> Checker {
             }));
             Arc::new(check)
         }
-    }
+    })
 }
 
 /// Aborts the check task when the endpoint leaves the group.
