@@ -67,7 +67,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
         )
             .into_response();
     }
-    match shared.pool.healthy().len() {
+    match shared.pool.usable().len() {
         0 => (StatusCode::SERVICE_UNAVAILABLE, "no healthy backend\n").into_response(),
         n => format!("ready: {n} healthy backend(s)\n").into_response(),
     }

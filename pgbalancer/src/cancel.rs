@@ -14,7 +14,6 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
-use crate::pool::Pool;
 use crate::protocol::{CancelKey, FirstPacket};
 
 /// Session keys of the sessions running now, and their servers.
@@ -84,10 +83,12 @@ impl Route {
     }
 }
 
-pub fn route(map: &CancelMap, pool: &Pool, key: &CancelKey) -> Route {
+/// Where the CancelRequest for `key` goes: the server of its session, or else every server
+/// `usable` lists (a cancel for a key nobody knows does no harm).
+pub fn route(map: &CancelMap, key: &CancelKey, usable: impl FnOnce() -> Vec<SocketAddr>) -> Route {
     match map.lookup(key) {
         Some(addr) => Route::Known(addr),
-        None => Route::Fanout(pool.healthy().iter().map(|b| b.addr).collect()),
+        None => Route::Fanout(usable()),
     }
 }
 
@@ -132,13 +133,13 @@ mod tests {
         let map = Arc::new(CancelMap::default());
         let key = CancelKey { pid: 1, secret: 2 };
         let addr = SocketAddr::from(([127, 0, 0, 1], 5432));
-        let pool = Pool::default();
+        let usable = || vec![SocketAddr::from(([127, 0, 0, 9], 5432))];
         {
             let _guard = map.register(key, addr);
-            assert_eq!(route(&map, &pool, &key), Route::Known(addr));
+            assert_eq!(route(&map, &key, usable), Route::Known(addr));
         }
         assert!(map.is_empty());
-        assert_eq!(route(&map, &pool, &key), Route::Fanout(vec![]));
+        assert_eq!(route(&map, &key, usable), Route::Fanout(usable()));
     }
 
     #[test]

@@ -1,19 +1,18 @@
-//! Active health checks: every interval, per backend and concurrently (one task each, so a hung
-//! server delays nobody else and DNS lookups delay no check), a real login with tokio-postgres and
-//! one query for the role and the replication lag. The result is judged against the role filter
-//! and the lag limits and counted against the fall/rise thresholds.
+//! The active health check: a real login with tokio-postgres and one query for the role and the
+//! replication lag, judged against the role filter and the lag limits. The upstream core runs it
+//! every interval, per backend and concurrently (one task each, so a hung server delays nobody
+//! else and DNS lookups delay no check), and counts it against the fall/rise thresholds.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::NoTls;
-use tracing::{debug, info, warn};
 
 use crate::config::{CheckConfig, RoleFilter};
-use crate::pool::{Backend, CheckOutcome, Pool};
+use crate::pool::{Backend, Details, Server};
 
 /// Role and lag in one round trip. The lag is 0 when every received WAL record is replayed (an
 /// idle primary writes nothing, and `now() - pg_last_xact_replay_timestamp()` would grow forever).
@@ -113,59 +112,38 @@ pub fn judge(probe: &Probe, check: &CheckConfig) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks `backend` every interval until the task is aborted (when it leaves DNS).
-pub async fn run(backend: Arc<Backend>, pool: Arc<Pool>, check: Arc<CheckConfig>) {
-    let mut ticks = tokio::time::interval(check.interval);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        check_once(&backend, &pool, &check).await;
-    }
-}
+/// The login check as the upstream core's [`upstream::Check`]: role and lag go to the server's
+/// details and metrics, the verdict to the core.
+pub struct LoginCheck(pub Arc<CheckConfig>);
 
-/// One check, recorded in the backend's health and metrics.
-pub async fn check_once(backend: &Backend, pool: &Pool, check: &CheckConfig) {
-    let started = Instant::now();
-    let at = SystemTime::now();
-    let probed = probe(backend.addr, check).await;
-    let duration = started.elapsed();
-    let m = &backend.metrics;
-    m.check_duration.observe(duration.as_secs_f64());
-    let result = match &probed {
-        Ok(p) => {
-            m.in_recovery.set(i64::from(p.in_recovery));
-            m.lag_seconds.set(p.lag_seconds);
-            m.lag_bytes.set(p.lag_bytes);
-            judge(p, check)
+#[async_trait::async_trait]
+impl upstream::Check<Server> for LoginCheck {
+    async fn check(&self, backend: &Backend) -> Result<(), String> {
+        let check = &self.0;
+        let started = Instant::now();
+        let probed = probe(backend.addr, check).await;
+        let m = &backend.data.metrics;
+        m.check_duration.observe(started.elapsed().as_secs_f64());
+        let result = match &probed {
+            Ok(p) => {
+                m.in_recovery.set(i64::from(p.in_recovery));
+                m.lag_seconds.set(p.lag_seconds);
+                m.lag_bytes.set(p.lag_bytes);
+                backend.data.set_details(Details {
+                    in_recovery: Some(p.in_recovery),
+                    lag_seconds: Some(p.lag_seconds),
+                    lag_bytes: Some(p.lag_bytes),
+                });
+                judge(p, check)
+            }
+            Err(e) => Err(error_chain(e)),
+        };
+        if result.is_ok() {
+            m.checks_passed.inc();
+        } else {
+            m.checks_failed.inc();
         }
-        Err(e) => Err(error_chain(e)),
-    };
-    if result.is_ok() {
-        m.checks_passed.inc();
-    } else {
-        m.checks_failed.inc();
-    }
-    let outcome = CheckOutcome {
-        at,
-        duration,
-        result: result.clone(),
-    };
-    let flip = backend.update(|h| {
-        if let Ok(p) = &probed {
-            h.in_recovery = Some(p.in_recovery);
-            h.lag_seconds = Some(p.lag_seconds);
-            h.lag_bytes = Some(p.lag_bytes);
-        }
-        h.record(outcome, check.fall, check.rise)
-    });
-    match (flip, &result) {
-        (Some(true), _) => info!(backend = %backend.addr, ?duration, "backend up"),
-        (Some(false), Err(reason)) => warn!(backend = %backend.addr, %reason, "backend down"),
-        (_, Err(reason)) => debug!(backend = %backend.addr, %reason, "health check failed"),
-        _ => {}
-    }
-    if flip.is_some() {
-        pool.notify();
+        result
     }
 }
 

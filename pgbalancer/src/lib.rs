@@ -13,7 +13,6 @@ pub mod cancel;
 pub mod cli;
 pub mod config;
 pub mod health;
-pub mod membership;
 pub mod metrics;
 pub mod pool;
 pub mod protocol;

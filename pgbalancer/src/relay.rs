@@ -31,14 +31,14 @@ pub async fn relay(
     let to_backend = copy(
         &mut client_read,
         &mut server_write,
-        &backend.metrics.bytes_to_backend,
+        &backend.data.metrics.bytes_to_backend,
     );
     let to_client = async {
         if scan {
             let done = copy_scanning(
                 &mut server_read,
                 &mut client_write,
-                &backend.metrics.bytes_to_client,
+                &backend.data.metrics.bytes_to_client,
             )
             .await?;
             match done {
@@ -49,7 +49,7 @@ pub async fn relay(
         copy(
             &mut server_read,
             &mut client_write,
-            &backend.metrics.bytes_to_client,
+            &backend.data.metrics.bytes_to_client,
         )
         .await
     };

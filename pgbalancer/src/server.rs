@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pool::Pool;
 use crate::status::Status;
-use crate::{admin, membership, session};
+use crate::{admin, pool, session};
 
 /// What every connection, check and admin request shares.
 #[derive(Debug)]
@@ -69,21 +69,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| StartError::Admin(config.admin, e))?;
+    let metrics = Metrics::new()?;
     let shared = Arc::new(Shared {
-        pool: Arc::new(Pool::default()),
-        metrics: Metrics::new()?,
+        pool: pool::new(Arc::new(config.check.clone()), metrics.clone()),
+        metrics,
         cancels: Arc::new(CancelMap::default()),
         discovery: discovery::Discovery::spawn(config.upstream.clone(), config.discovery.clone())?,
         started: SystemTime::now(),
         draining: Default::default(),
         config,
     });
-    let members = tokio::spawn(membership::run(
-        shared.discovery.subscribe(),
-        shared.pool.clone(),
-        shared.metrics.clone(),
-        Arc::new(shared.config.check.clone()),
-    ));
+    let members = shared.pool.follow(shared.discovery.subscribe());
     let admin = tokio::spawn(admin::serve(admin_listener, shared.clone()));
     let (stop, stopped) = watch::channel(false);
     let accept = tokio::spawn(accept_loop(listener, shared.clone(), stopped));

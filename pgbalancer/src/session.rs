@@ -2,9 +2,9 @@
 //! new session to the next healthy backend, trying the next one while the client has seen
 //! nothing), answer like Postgres when there is no backend or the packet is bad, then relay.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -37,7 +37,9 @@ async fn serve(client: &mut TcpStream, shared: &Shared) -> &'static str {
         Err(outcome) => return outcome,
     };
     if let FirstPacket::Cancel(key) = packet {
-        let route = cancel::route(&shared.cancels, &shared.pool, &key);
+        let route = cancel::route(&shared.cancels, &key, || {
+            shared.pool.usable().iter().map(|b| b.addr).collect()
+        });
         shared
             .metrics
             .cancels
@@ -128,7 +130,7 @@ async fn run_session(
     shared: &Shared,
     scan: bool,
 ) -> &'static str {
-    let m = &backend.metrics;
+    let m = &backend.data.metrics;
     m.active.inc();
     let mut key_guard: Option<KeyGuard> = None;
     let relayed = relay::relay(client, server, backend, scan, |key| {
@@ -141,7 +143,7 @@ async fn run_session(
                 debug!(backend = %backend.addr, error = %e, "session ended with an error");
             }
         }
-        () = backend.wait_down(), if shutdown_on_down => {
+        () = backend.wait_unusable(), if shutdown_on_down => {
             info!(backend = %backend.addr, "closing a session: its backend was marked down");
         }
     }
@@ -153,44 +155,68 @@ async fn run_session(
 /// when one refuses; with none, waits for the pool to change until the hold timeout.
 async fn connect(shared: &Shared) -> Option<(Arc<Backend>, TcpStream)> {
     let deadline = Instant::now() + shared.config.hold_timeout;
-    let mut failed: HashSet<SocketAddr> = HashSet::new();
-    loop {
-        let version = shared.pool.version();
-        for backend in shared.pool.next_round() {
-            if failed.contains(&backend.addr) {
-                continue;
-            }
-            let attempt = tokio::time::timeout(
-                shared.config.connect_timeout,
-                TcpStream::connect(backend.addr),
-            )
-            .await;
-            match attempt {
-                Ok(Ok(stream)) => {
-                    // Postgres messages are small and latency-bound.
-                    let _ = stream.set_nodelay(true);
-                    backend.metrics.connected.inc();
-                    return Some((backend, stream));
+    // The backends that refused this client since the pool last changed.
+    let refused: Mutex<Vec<SocketAddr>> = Mutex::default();
+    let mut waiting = false;
+    let found = shared
+        .pool
+        .wait_for(
+            deadline,
+            shared.config.hold_timeout,
+            || {
+                if !waiting {
+                    waiting = true;
+                    shared.metrics.waiting.inc();
                 }
-                Ok(Err(e)) => {
-                    warn!(backend = %backend.addr, error = %e, "connect failed; trying the next backend");
+            },
+            |fresh| {
+                if fresh {
+                    // Something changed (a check passed, DNS moved): every backend deserves a new try.
+                    lock(&refused).clear();
                 }
-                Err(_) => {
-                    warn!(backend = %backend.addr, timeout = ?shared.config.connect_timeout, "connect timed out; trying the next backend");
-                }
-            }
-            backend.metrics.connect_failed.inc();
-            failed.insert(backend.addr);
-        }
-        shared.metrics.waiting.inc();
-        let changed = shared.pool.wait_change(version, deadline).await;
+                try_each(shared, &refused)
+            },
+        )
+        .await;
+    if waiting {
         shared.metrics.waiting.dec();
-        if !changed {
-            return None;
-        }
-        // Something changed (a check passed, DNS moved): every backend deserves a new try.
-        failed.clear();
     }
+    found
+}
+
+/// Connects to the healthy backends not in `refused`, round-robin, until one accepts.
+async fn try_each(
+    shared: &Shared,
+    refused: &Mutex<Vec<SocketAddr>>,
+) -> Option<(Arc<Backend>, TcpStream)> {
+    loop {
+        let backend = shared.pool.pick(&lock(refused))?.endpoint;
+        let attempt = tokio::time::timeout(
+            shared.config.connect_timeout,
+            TcpStream::connect(backend.addr),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(stream)) => {
+                // Postgres messages are small and latency-bound.
+                let _ = stream.set_nodelay(true);
+                backend.data.metrics.connected.inc();
+                return Some((backend, stream));
+            }
+            Ok(Err(e)) => {
+                warn!(backend = %backend.addr, error = %e, "connect failed; trying the next backend");
+            }
+            Err(_) => {
+                warn!(backend = %backend.addr, timeout = ?shared.config.connect_timeout, "connect timed out; trying the next backend");
+            }
+        }
+        backend.data.metrics.connect_failed.inc();
+        lock(refused).push(backend.addr);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Reads the next startup-phase packet; on failure answers the client (when it is worth it) and
@@ -238,7 +264,7 @@ pub(crate) async fn send_error(client: &mut TcpStream, sqlstate: &str, message: 
 
 /// "pgbalancer: no healthy server for NAME:PORT after 5s (2 in DNS: 127.0.2.2:5432: login failed…)".
 fn no_backend_message(shared: &Shared) -> String {
-    let backends = shared.pool.all();
+    let backends = shared.pool.endpoints();
     let why = if backends.is_empty() {
         "DNS lists no servers".to_owned()
     } else {

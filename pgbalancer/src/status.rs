@@ -80,22 +80,23 @@ impl Status {
     pub fn collect(shared: &Shared) -> Self {
         let backends: Vec<BackendStatus> = shared
             .pool
-            .all()
+            .endpoints()
             .iter()
             .map(|b| {
                 let h = b.health();
-                let m = &b.metrics;
+                let d = b.data.details();
+                let m = &b.data.metrics;
                 BackendStatus {
                     addr: b.addr,
                     state: if h.up { "up" } else { "down" },
-                    since: h.since.map(time),
-                    role: match h.in_recovery {
+                    since: Some(time(h.since)),
+                    role: match d.in_recovery {
                         Some(true) => "replica",
                         Some(false) => "primary",
                         None => "unknown",
                     },
-                    lag_seconds: h.lag_seconds,
-                    lag_bytes: h.lag_bytes,
+                    lag_seconds: d.lag_seconds,
+                    lag_bytes: d.lag_bytes,
                     last_check: h.last.map(|c| LastCheck {
                         at: time(c.at),
                         duration_ms: c.duration.as_secs_f64() * 1000.0,

@@ -134,21 +134,22 @@ fn unix_ms(t: SystemTime) -> u128 {
 
 fn endpoint_status(e: &Endpoint) -> EndpointStatus {
     use std::sync::atomic::Ordering::Relaxed;
+    let health = e.health();
     EndpointStatus {
         addr: e.addr.to_string(),
-        state: if !e.healthy() {
+        state: if !health.up {
             "down"
-        } else if e.ejected() {
+        } else if health.ejected.is_some() {
             "ejected"
         } else {
             "usable"
         },
-        requests: e.requests.load(Relaxed),
-        failed_attempts: e.failed_attempts.load(Relaxed),
-        last_check: e.last_check().map(|c| CheckStatus {
-            ok: c.ok,
+        requests: e.data.requests.load(Relaxed),
+        failed_attempts: e.data.failed_attempts.load(Relaxed),
+        last_check: health.last.map(|c| CheckStatus {
+            ok: c.result.is_ok(),
             unix_ms: unix_ms(c.at),
-            detail: c.detail,
+            detail: c.result.err(),
         }),
     }
 }

@@ -162,6 +162,7 @@ impl ProxyHttp for Proxy {
         ctx.attempts += 1;
         let endpoint = pick.endpoint;
         endpoint
+            .data
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
@@ -177,7 +178,7 @@ impl ProxyHttp for Proxy {
         options.write_timeout = Some(settings.write_timeout);
         options.idle_timeout = Some(settings.idle_timeout);
         // Connections pooled to an earlier incarnation of this address are never reused.
-        peer.group_key = endpoint.pool_key();
+        peer.group_key = endpoint.incarnation();
         ctx.current = Some(endpoint);
         Ok(Box::new(peer))
     }
@@ -237,7 +238,8 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let Some(endpoint) = &ctx.current {
-            upstream_response.insert_header("X-Upstream-Addr", endpoint.header_value.clone())?;
+            upstream_response
+                .insert_header("X-Upstream-Addr", endpoint.data.header_value.clone())?;
             if let Some(group) = &ctx.group {
                 group.events.metrics.attempt(Attempt::Ok);
             }
@@ -253,7 +255,7 @@ impl ProxyHttp for Proxy {
     ) -> FailToProxy {
         let code = respond::status_for(e);
         if code > 0 {
-            let upstream = ctx.current.as_ref().map(|ep| &ep.header_value);
+            let upstream = ctx.current.as_ref().map(|ep| &ep.data.header_value);
             let body = match &ctx.unavailable {
                 Some(reason) => format!("503 Service Unavailable: {reason}\n"),
                 None => format!("{code} {}: {e}\n", respond::reason(code)),

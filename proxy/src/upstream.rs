@@ -1,9 +1,10 @@
-//! Upstream groups: endpoints from DNS, their health, and round-robin selection.
+//! Upstream groups over the upstream core (the `upstream` crate): endpoints from DNS, their
+//! health by the proxy's TCP or HTTP checks, round-robin selection, the bounded wait.
 
 mod endpoint;
 mod group;
 pub mod health;
-mod membership;
 
-pub use endpoint::{CheckRecord, Endpoint};
+pub use endpoint::{Endpoint, Pod};
 pub use group::{Group, GroupError, GroupEvents, Pick};
+pub use upstream::CheckRecord;

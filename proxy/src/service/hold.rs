@@ -19,7 +19,6 @@ pub async fn wait_for_endpoint(
     hold_timeout: std::time::Duration,
 ) -> Result<Pick> {
     let metrics = &group.events.metrics;
-    let mut changes = group.events.subscribe();
     let started = Instant::now();
     // The hold budget is per request, however many times it waits.
     let deadline = tokio::time::Instant::from_std(started) + hold_timeout.saturating_sub(ctx.held);
@@ -27,23 +26,20 @@ pub async fn wait_for_endpoint(
         metrics.held.inc();
     }
     metrics.holding.inc();
-    let picked = loop {
-        changes.borrow_and_update();
-        if let Some(pick) = group.pick(&ctx.tried) {
-            break Some(pick);
-        }
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
-            break None;
-        }
-        if let Some(discovery) = group.discovery() {
-            discovery.refresh();
-        }
-        let wake = deadline.min(now + REFRESH_WHILE_HOLDING);
-        if let Ok(Err(_)) = tokio::time::timeout_at(wake, changes.changed()).await {
-            break None; // the group is gone: shutting down
-        }
-    };
+    let tried = &ctx.tried;
+    let picked = group
+        .members()
+        .wait_for(
+            deadline,
+            REFRESH_WHILE_HOLDING,
+            || {
+                if let Some(discovery) = group.discovery() {
+                    discovery.refresh();
+                }
+            },
+            |_| std::future::ready(group.pick(tried)),
+        )
+        .await;
     metrics.holding.dec();
     ctx.held += started.elapsed();
     if let Some(pick) = picked {

@@ -1,19 +1,21 @@
-//! Active health checks: one task per endpoint, started the moment the endpoint appears (so a new
-//! pod is checked at once) and stopped when it leaves. Checks never wait on DNS and a slow check of
-//! one endpoint never delays another's, unlike Pingora's single update-then-check loop.
+//! The proxy's side of the upstream core: its active checks (a TCP connect, or `GET path`
+//! expecting 2xx, through Pingora's checkers) as an [`upstream::Check`], and what the core decides
+//! turned into log lines and metrics ([`GroupObserver`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use pingora_http::ResponseHeader;
 use pingora_load_balancing::health_check::{HealthCheck, HttpHealthCheck, TcpHealthCheck};
 use pingora_load_balancing::Backend;
-use tokio::task::JoinHandle;
 use tracing::{info, warn};
+use upstream::{CheckRecord, Transition};
 
-use super::endpoint::{Endpoint, Transition};
-use super::group::GroupEvents;
-use crate::config::{HealthKind, HealthSettings};
+use super::endpoint::{Endpoint, Pod};
+use crate::config::HealthKind;
+use crate::metrics::GroupMetrics;
 
 /// The check shared by every endpoint of a group.
 pub type Checker = Arc<dyn HealthCheck + Send + Sync>;
@@ -64,63 +66,72 @@ pub fn checker(kind: &HealthKind, host: &str, timeout: Duration) -> Result<Check
     })
 }
 
-/// Aborts the check task when the endpoint leaves the group.
-pub struct CheckTask(JoinHandle<()>);
+/// A Pingora checker as the core's [`upstream::Check`].
+pub struct PingoraCheck(pub Checker);
 
-impl Drop for CheckTask {
-    fn drop(&mut self) {
-        self.0.abort();
+#[async_trait]
+impl upstream::Check<Pod> for PingoraCheck {
+    async fn check(&self, endpoint: &Endpoint) -> Result<(), String> {
+        let backend = Backend {
+            addr: pingora_core::protocols::l4::socket::SocketAddr::Inet(endpoint.addr),
+            weight: 1,
+            ext: Default::default(),
+        };
+        self.0.check(&backend).await.map_err(|e| e.to_string())
     }
 }
 
-pub fn spawn(
-    endpoint: Arc<Endpoint>,
-    checker: Checker,
-    settings: HealthSettings,
-    events: Arc<GroupEvents>,
-) -> CheckTask {
-    CheckTask(tokio::spawn(run(endpoint, checker, settings, events)))
+/// Logs and metrics of one group's endpoints.
+pub struct GroupObserver {
+    pub group: Arc<str>,
+    pub metrics: GroupMetrics,
+    /// Whether the last set had endpoints, to say so once when it empties or fills.
+    had_endpoints: AtomicBool,
 }
 
-async fn run(
-    endpoint: Arc<Endpoint>,
-    checker: Checker,
-    settings: HealthSettings,
-    events: Arc<GroupEvents>,
-) {
-    let backend = Backend {
-        addr: pingora_core::protocols::l4::socket::SocketAddr::Inet(endpoint.addr),
-        weight: 1,
-        ext: Default::default(),
-    };
-    let mut ticker = tokio::time::interval(settings.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        // The checker has its own connect/read timeouts; this bounds anything else.
-        let result = tokio::time::timeout(settings.timeout * 2, checker.check(&backend)).await;
-        let (ok, detail) = match result {
-            Ok(Ok(())) => (true, None),
-            Ok(Err(e)) => (false, Some(e.to_string())),
-            Err(_) => (false, Some("check timed out".to_owned())),
-        };
-        let transition = endpoint.observe(ok, detail.clone(), settings.fall, settings.rise);
-        let group = &events.name;
-        let addr = endpoint.addr;
+impl GroupObserver {
+    pub fn new(group: Arc<str>, metrics: GroupMetrics) -> Self {
+        Self {
+            group,
+            metrics,
+            had_endpoints: AtomicBool::new(false),
+        }
+    }
+}
+
+impl upstream::Observer<Pod> for GroupObserver {
+    fn membership(&self, count: usize) {
+        let had = self.had_endpoints.swap(count > 0, Ordering::Relaxed);
+        let group = &self.group;
+        if had && count == 0 {
+            warn!(%group, "no endpoints: requests are held until one appears");
+        } else if !had && count > 0 {
+            info!(%group, endpoints = count, "endpoints available");
+        }
+    }
+
+    fn checked(&self, endpoint: &Endpoint, record: &CheckRecord, transition: Transition) {
+        let (group, addr) = (&self.group, endpoint.addr);
         match transition {
-            Transition::None => continue,
+            Transition::None => {}
             Transition::Down => {
-                warn!(%group, %addr, error = detail.as_deref().unwrap_or(""), "endpoint down: active health check failed");
-                events.metrics.went_down.inc();
+                let error = record.result.as_ref().err().map_or("", String::as_str);
+                warn!(%group, %addr, %error, "endpoint down: active health check failed");
+                self.metrics.went_down.inc();
             }
             Transition::Up => {
                 info!(%group, %addr, "endpoint up: active health check passed");
-                events.metrics.came_up.inc();
+                self.metrics.came_up.inc();
             }
             Transition::Readmitted => {
                 info!(%group, %addr, "endpoint re-admitted: active health check passed after an ejection");
             }
         }
-        events.changed();
+    }
+
+    fn ejected(&self, endpoint: &Endpoint, reason: &str) {
+        let (group, addr) = (&self.group, endpoint.addr);
+        warn!(%group, %addr, %reason, "endpoint ejected until an active check passes");
+        self.metrics.ejections.inc();
     }
 }

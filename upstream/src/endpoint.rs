@@ -1,0 +1,105 @@
+//! One endpoint (an address from DNS): its health behind a lock, a lock-free `usable` for the
+//! request path, an incarnation that changes whenever connections pooled to it must not be reused,
+//! and the data the binary keeps with it (`X`: metrics, counters, protocol details).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::sync::watch;
+
+use crate::health::{CheckRecord, Health, Initial, Thresholds, Transition};
+
+/// Incarnations are unique in the process, so they can key connection pools across endpoints.
+static NEXT_INCARNATION: AtomicU64 = AtomicU64::new(1);
+
+fn next_incarnation() -> u64 {
+    NEXT_INCARNATION.fetch_add(1, Ordering::Relaxed)
+}
+
+pub struct Endpoint<X> {
+    pub addr: SocketAddr,
+    pub data: X,
+    health: Mutex<Health>,
+    usable: AtomicBool,
+    incarnation: AtomicU64,
+    /// Follows `usable`, for sessions that end when their endpoint goes out.
+    usable_tx: watch::Sender<bool>,
+}
+
+impl<X> Endpoint<X> {
+    pub fn new(addr: SocketAddr, initial: Initial, data: X) -> Self {
+        let health = Health::new(initial);
+        let usable = health.usable();
+        Self {
+            addr,
+            data,
+            usable: AtomicBool::new(usable),
+            health: Mutex::new(health),
+            incarnation: AtomicU64::new(next_incarnation()),
+            usable_tx: watch::channel(usable).0,
+        }
+    }
+
+    /// May new traffic go here? (Up and not ejected.)
+    pub fn usable(&self) -> bool {
+        self.usable.load(Ordering::Relaxed)
+    }
+
+    pub fn health(&self) -> Health {
+        self.lock().clone()
+    }
+
+    /// Changes when the endpoint comes back (up again, or re-admitted after an ejection): a pool
+    /// keyed by it never hands out a connection made before.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when the endpoint is (or goes) out of rotation.
+    pub async fn wait_unusable(&self) {
+        let mut rx = self.usable_tx.subscribe();
+        // The sender lives as long as `self`: this ends only when the endpoint is out.
+        let _ = rx.wait_for(|usable| !*usable).await;
+    }
+
+    /// Counts an active check; returns what it changed.
+    pub fn observe(&self, record: CheckRecord, thresholds: Thresholds) -> Transition {
+        let mut health = self.lock();
+        let transition = health.record(record, thresholds);
+        if matches!(transition, Transition::Up | Transition::Readmitted) {
+            self.incarnation
+                .store(next_incarnation(), Ordering::Relaxed);
+        }
+        self.publish(&health);
+        transition
+    }
+
+    /// Takes it out of rotation until a check passes; false if it already was out.
+    pub fn eject(&self, reason: &str) -> bool {
+        let mut health = self.lock();
+        let ejected = health.eject(reason);
+        self.publish(&health);
+        ejected
+    }
+
+    fn publish(&self, health: &Health) {
+        let usable = health.usable();
+        self.usable.store(usable, Ordering::Relaxed);
+        self.usable_tx
+            .send_if_modified(|now| std::mem::replace(now, usable) != usable);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<X> std::fmt::Debug for Endpoint<X> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("addr", &self.addr)
+            .field("health", &*self.lock())
+            .finish_non_exhaustive()
+    }
+}
