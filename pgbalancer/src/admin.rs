@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tracing::warn;
 
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::status::Status;
 
 pub fn router(shared: Arc<Shared>) -> Router {

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::metrics::Metrics;
-use crate::protocol::TOO_MANY_CONNECTIONS;
-use crate::session::send_error;
+use crate::metrics::{Metrics, Outcome};
+use crate::protocol::{send_error, TOO_MANY_CONNECTIONS};
 
 /// The permits of `max_connections`.
 #[derive(Debug, Clone)]
@@ -39,7 +38,10 @@ impl Admission {
 
     /// Answers a client over the limit and closes it (bounded: see `send_error`).
     pub async fn refuse(&self, mut client: TcpStream, metrics: &Metrics) {
-        metrics.clients.with_label_values(&["refused"]).inc();
+        metrics
+            .clients
+            .with_label_values(&[Outcome::Refused.label()])
+            .inc();
         let message = format!(
             "pgbalancer: sorry, too many clients already (max_connections {})",
             self.max

@@ -54,12 +54,9 @@ impl CancelMap {
         self.lock().get(key).copied()
     }
 
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.lock().is_empty()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CancelKey, SocketAddr>> {

@@ -7,19 +7,23 @@
 //! are passed through, a CancelRequest goes to the server that runs the session, and a client
 //! that finds no healthy server (after a bounded wait) gets a real `ErrorResponse` (57P03).
 
-pub mod admin;
-pub mod admission;
-pub mod cancel;
+// What a user of the crate needs: the command line and config layers, the protocol (the fuzz
+// targets drive it), start/run and /status. The rest is the binary's own.
 pub mod cli;
 pub mod config;
-pub mod health;
-pub mod metrics;
-pub mod pool;
 pub mod protocol;
-pub mod relay;
-pub mod server;
-pub mod session;
-pub mod status;
+
+mod admin;
+mod admission;
+mod cancel;
+mod health;
+mod metrics;
+mod pool;
+mod relay;
+mod server;
+mod session;
+mod shared;
+mod status;
 
 pub use cli::Cli;
 pub use config::{Config, ConfigError};

@@ -8,6 +8,39 @@ use prometheus::{
 };
 
 /// Every metric pgbalancer exports (documented in README.md).
+/// How a client connection ended: the `outcome` label of `pgbalancer_client_connections_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Relayed to a backend until one side closed.
+    Relayed,
+    /// A CancelRequest, forwarded.
+    Cancel,
+    /// No healthy backend within the hold timeout: 57P03.
+    NoBackend,
+    /// Closed before a whole first packet.
+    Closed,
+    /// A packet that is not the protocol: 08P01.
+    BadRequest,
+    /// No first packet within the client timeout.
+    Timeout,
+    /// Over `max_connections`: 53300.
+    Refused,
+}
+
+impl Outcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Relayed => "relayed",
+            Self::Cancel => "cancel",
+            Self::NoBackend => "no_backend",
+            Self::Closed => "closed",
+            Self::BadRequest => "bad_request",
+            Self::Timeout => "timeout",
+            Self::Refused => "refused",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,

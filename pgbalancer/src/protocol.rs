@@ -4,7 +4,8 @@
 //! connection unexpectedly".
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// Postgres refuses a startup packet longer than this (`MAX_STARTUP_PACKET_LENGTH`); so do we.
 pub const MAX_STARTUP_PACKET: usize = 10_000;
@@ -198,6 +199,33 @@ impl StartupScanner {
         }
         self.pending.clear();
     }
+}
+
+/// After an error, how much of the client's unread input to swallow, and for how long.
+const DRAIN_LIMIT: usize = 256 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Answers `client` with a FATAL ErrorResponse and closes it, as Postgres does.
+pub async fn send_error(client: &mut TcpStream, sqlstate: &str, message: &str) {
+    let msg = error_response(sqlstate, message);
+    // The client may be gone already; there is no one else to tell.
+    if client.write_all(&msg).await.is_err() || client.shutdown().await.is_err() {
+        return;
+    }
+    // Closing a socket with unread input sends a RST, which can destroy the error before the
+    // client reads it (an oversized packet leaves plenty unread). Read what the client still
+    // sends, bounded, until it closes.
+    let mut sink = [0u8; 4096];
+    let drain = async {
+        let mut left = DRAIN_LIMIT;
+        while left > 0 {
+            match client.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
 }
 
 #[cfg(test)]

@@ -14,22 +14,9 @@ use crate::admission::Admission;
 use crate::cancel::CancelMap;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::pool::Pool;
+use crate::shared::Shared;
 use crate::status::Status;
 use crate::{admin, pool, session};
-
-/// What every connection, check and admin request shares.
-#[derive(Debug)]
-pub struct Shared {
-    pub config: Arc<Config>,
-    pub pool: Arc<Pool>,
-    pub metrics: Metrics,
-    pub cancels: Arc<CancelMap>,
-    pub discovery: discovery::Discovery,
-    pub started: SystemTime,
-    /// Set by SIGTERM: `/readyz` answers 503 through the shutdown delay and the grace.
-    pub draining: std::sync::atomic::AtomicBool,
-}
 
 /// Starting failed.
 #[derive(Debug, thiserror::Error)]

@@ -13,25 +13,27 @@ use tracing::{debug, info, warn};
 
 use crate::cancel::{self, KeyGuard};
 use crate::config::OnDown;
+use crate::metrics::Outcome;
 use crate::pool::Backend;
 use crate::protocol::{self, FirstPacket, PacketError, CANNOT_CONNECT_NOW, PROTOCOL_VIOLATION};
 use crate::relay;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// At most this many packets before the StartupMessage: GSSENCRequest, then SSLRequest.
 const MAX_NEGOTIATIONS: usize = 2;
-/// After an error, how much of the client's unread input to swallow, and for how long.
-const DRAIN_LIMIT: usize = 256 * 1024;
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub async fn handle(mut client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let outcome = serve(&mut client, &shared).await;
-    shared.metrics.clients.with_label_values(&[outcome]).inc();
-    debug!(%peer, outcome, "client connection done");
+    shared
+        .metrics
+        .clients
+        .with_label_values(&[outcome.label()])
+        .inc();
+    debug!(%peer, outcome = outcome.label(), "client connection done");
 }
 
 /// Serves one client; returns the outcome label for `pgbalancer_client_connections_total`.
-async fn serve(client: &mut TcpStream, shared: &Shared) -> &'static str {
+async fn serve(client: &mut TcpStream, shared: &Shared) -> Outcome {
     let mut packet = match read_packet(client, shared).await {
         Ok(p) => p,
         Err(outcome) => return outcome,
@@ -46,7 +48,7 @@ async fn serve(client: &mut TcpStream, shared: &Shared) -> &'static str {
             .with_label_values(&[route.label()])
             .inc();
         cancel::forward(key, &route, shared.config.connect_timeout).await;
-        return "cancel";
+        return Outcome::Cancel;
     }
     let mut server = connect(shared).await;
     if server.is_none() {
@@ -57,15 +59,15 @@ async fn serve(client: &mut TcpStream, shared: &Shared) -> &'static str {
             (FirstPacket::Startup { raw }, Some((backend, stream))) => {
                 if let Err(e) = stream.write_all(&raw).await {
                     warn!(backend = %backend.addr, error = %e, "could not forward the startup packet");
-                    return "relayed";
+                    return Outcome::Relayed;
                 }
                 return run_session(client, stream, backend, shared, true).await;
             }
             (FirstPacket::Startup { .. }, None) => {
                 let message = no_backend_message(shared);
                 info!(reason = %message, "no healthy backend for a client");
-                send_error(client, CANNOT_CONNECT_NOW, &message).await;
-                return "no_backend";
+                protocol::send_error(client, CANNOT_CONNECT_NOW, &message).await;
+                return Outcome::NoBackend;
             }
             (request @ (FirstPacket::Ssl | FirstPacket::GssEnc), Some((backend, stream))) => {
                 match negotiate(client, stream, &request).await {
@@ -75,7 +77,7 @@ async fn serve(client: &mut TcpStream, shared: &Shared) -> &'static str {
                     Ok(false) => {}
                     Err(e) => {
                         debug!(backend = %backend.addr, error = %e, "encryption negotiation failed");
-                        return "closed";
+                        return Outcome::Closed;
                     }
                 }
             }
@@ -83,17 +85,17 @@ async fn serve(client: &mut TcpStream, shared: &Shared) -> &'static str {
             // and can be told in plain words why it gets no server.
             (FirstPacket::Ssl | FirstPacket::GssEnc, None) => {
                 if client.write_all(b"N").await.is_err() {
-                    return "closed";
+                    return Outcome::Closed;
                 }
             }
             (FirstPacket::Cancel(_), _) => {
-                send_error(
+                protocol::send_error(
                     client,
                     PROTOCOL_VIOLATION,
                     "pgbalancer: CancelRequest after an encryption request",
                 )
                 .await;
-                return "bad_request";
+                return Outcome::BadRequest;
             }
         }
         packet = match read_packet(client, shared).await {
@@ -101,13 +103,13 @@ async fn serve(client: &mut TcpStream, shared: &Shared) -> &'static str {
             Err(outcome) => return outcome,
         };
     }
-    send_error(
+    protocol::send_error(
         client,
         PROTOCOL_VIOLATION,
         "pgbalancer: too many encryption requests",
     )
     .await;
-    "bad_request"
+    Outcome::BadRequest
 }
 
 /// Forwards an SSLRequest or GSSENCRequest and passes the server's one-byte answer back. True
@@ -129,7 +131,7 @@ async fn run_session(
     backend: &Arc<Backend>,
     shared: &Shared,
     scan: bool,
-) -> &'static str {
+) -> Outcome {
     let m = &backend.data.metrics;
     m.active.inc();
     let mut key_guard: Option<KeyGuard> = None;
@@ -148,7 +150,7 @@ async fn run_session(
         }
     }
     m.active.dec();
-    "relayed"
+    Outcome::Relayed
 }
 
 /// The next healthy backend that accepts a TCP connection, trying the others in round-robin order
@@ -221,7 +223,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Reads the next startup-phase packet; on failure answers the client (when it is worth it) and
 /// returns the outcome label.
-async fn read_packet(client: &mut TcpStream, shared: &Shared) -> Result<FirstPacket, &'static str> {
+async fn read_packet(client: &mut TcpStream, shared: &Shared) -> Result<FirstPacket, Outcome> {
     let read = tokio::time::timeout(
         shared.config.client_timeout,
         protocol::read_first_packet(client),
@@ -229,37 +231,15 @@ async fn read_packet(client: &mut TcpStream, shared: &Shared) -> Result<FirstPac
     .await;
     match read {
         Ok(Ok(packet)) => Ok(packet),
-        Err(_) => Err("timeout"),
+        Err(_) => Err(Outcome::Timeout),
         // Closed before a full packet: a TCP probe, or a client that gave up. Nobody to answer.
-        Ok(Err(PacketError::Io(_))) => Err("closed"),
+        Ok(Err(PacketError::Io(_))) => Err(Outcome::Closed),
         Ok(Err(e)) => {
             info!(error = %e, "refusing a bad first packet");
-            send_error(client, PROTOCOL_VIOLATION, &format!("pgbalancer: {e}")).await;
-            Err("bad_request")
+            protocol::send_error(client, PROTOCOL_VIOLATION, &format!("pgbalancer: {e}")).await;
+            Err(Outcome::BadRequest)
         }
     }
-}
-
-pub(crate) async fn send_error(client: &mut TcpStream, sqlstate: &str, message: &str) {
-    let msg = protocol::error_response(sqlstate, message);
-    // The client may be gone already; there is no one else to tell.
-    if client.write_all(&msg).await.is_err() || client.shutdown().await.is_err() {
-        return;
-    }
-    // Closing a socket with unread input sends a RST, which can destroy the error before the
-    // client reads it (an oversized packet leaves plenty unread). Read what the client still
-    // sends, bounded, until it closes.
-    let mut sink = [0u8; 4096];
-    let drain = async {
-        let mut left = DRAIN_LIMIT;
-        while left > 0 {
-            match client.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => left = left.saturating_sub(n),
-            }
-        }
-    };
-    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
 }
 
 /// "pgbalancer: no healthy server for NAME:PORT after 5s (2 in DNS: 127.0.2.2:5432: login failed…)".

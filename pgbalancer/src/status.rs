@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::config::{OnDown, RoleFilter};
-use crate::server::Shared;
+use crate::shared::Shared;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -77,7 +77,7 @@ fn time(t: SystemTime) -> String {
 }
 
 impl Status {
-    pub fn collect(shared: &Shared) -> Self {
+    pub(crate) fn collect(shared: &Shared) -> Self {
         let backends: Vec<BackendStatus> = shared
             .pool
             .endpoints()
