@@ -14,8 +14,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(file) = FileConfig::parse(text) else {
         return;
     };
-    let cli = Cli::parse_from(["proxy"]);
-    if let Ok(config) = Config::build(&cli, file) {
+    let given = proxy::config::Source::from(&Cli::parse_from(["proxy"])).overrides;
+    if let Ok(config) = Config::build(&given, file) {
         // What passed validation must build: every group's health checker, as the proxy will.
         for group in &config.groups {
             let host = match group.target.host() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::LogFormat;
+use crate::config::{LogFormat, Overrides, Source};
 
 /// HTTP reverse proxy that follows a Kubernetes headless Service through DNS.
 ///
@@ -107,4 +107,34 @@ pub struct Cli {
     /// Log format: text or json (one JSON object per line). [default: text]
     #[arg(long, env = "PROXY_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+}
+
+impl From<&Cli> for Source {
+    /// The file named by `--config` under every flag (and `PROXY_*` variable) given.
+    fn from(cli: &Cli) -> Self {
+        Self {
+            file: cli.config.clone(),
+            overrides: Overrides {
+                listen: cli.listen,
+                upstream: cli.upstream.clone(),
+                admin: cli.admin,
+                resolver: cli.resolver,
+                resolve_interval: cli.resolve_interval,
+                connect_timeout: cli.connect_timeout,
+                failover_connect_timeout: cli.failover_connect_timeout,
+                hold_timeout: cli.hold_timeout,
+                max_attempts: cli.max_attempts,
+                health_path: cli.health_path.clone(),
+                health_interval: cli.health_interval,
+                threads: cli.threads,
+                shutdown_delay: cli.shutdown_delay,
+                shutdown_timeout: cli.shutdown_timeout,
+                max_connections: cli.max_connections,
+                header_timeout: cli.header_timeout,
+                body_timeout: cli.body_timeout,
+                max_body_bytes: cli.max_body_bytes,
+                log_format: cli.log_format,
+            },
+        }
+    }
 }

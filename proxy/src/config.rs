@@ -3,12 +3,14 @@
 
 pub mod file;
 mod internal;
+mod overrides;
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
 pub use internal::{Config, GroupConfig, HealthKind, HealthSettings, UpstreamSettings};
+pub use overrides::{Overrides, Source};
 
 /// How the access log and other logs are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]

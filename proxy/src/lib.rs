@@ -43,9 +43,9 @@ use crate::reload::Reloader;
 /// the same req/s and CPU per request (bench/results/proxy-vs-nginx.md).
 const CLIENT_READ_BUFFER: usize = 0;
 
-/// Runs the proxy until SIGTERM/SIGINT; never returns on success. `cli` is kept for reloads
-/// (SIGHUP), which re-read its `--config` file and apply its flags on top again.
-pub fn run(config: Config, cli: Cli) -> anyhow::Result<()> {
+/// Runs the proxy until SIGTERM/SIGINT; never returns on success. `source` is where `config`
+/// came from: a reload (SIGHUP) reads it again (its file, under the same overrides).
+pub fn run(config: Config, source: config::Source) -> anyhow::Result<()> {
     // Fail with a clear message instead of inside Pingora when the address is taken.
     std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("binding the proxy listener {}", config.listen))?;
@@ -99,7 +99,12 @@ pub fn run(config: Config, cli: Cli) -> anyhow::Result<()> {
         }),
     ));
     // Before anything is served: SIGHUP's default action would end the process.
-    let reloader = Reloader::new(cli, config.clone(), Arc::clone(&live), Arc::clone(&metrics));
+    let reloader = Reloader::new(
+        source,
+        config.clone(),
+        Arc::clone(&live),
+        Arc::clone(&metrics),
+    );
     control
         .block_on(async { reloader.listen() })
         .context("installing the SIGHUP handler")?;

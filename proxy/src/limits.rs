@@ -13,9 +13,9 @@ pub mod request;
 
 use std::time::Duration;
 
-use crate::cli::Cli;
 use crate::config::file::LimitsFile;
 use crate::config::ConfigError;
+use crate::config::Overrides;
 
 /// Client-side limits, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,25 +79,25 @@ impl Default for Limits {
 
 impl Limits {
     /// Flags and environment over the file's `limits:` section over the defaults, checked.
-    pub fn build(cli: &Cli, file: &LimitsFile) -> Result<Self, ConfigError> {
+    pub fn build(given: &Overrides, file: &LimitsFile) -> Result<Self, ConfigError> {
         let d = Self::default();
         let limits = Self {
-            max_connections: cli
+            max_connections: given
                 .max_connections
                 .or(file.max_connections)
                 .unwrap_or(d.max_connections),
-            header_timeout: cli
+            header_timeout: given
                 .header_timeout
                 .or(file.header_timeout)
                 .unwrap_or(d.header_timeout),
-            body_timeout: cli
+            body_timeout: given
                 .body_timeout
                 .or(file.body_timeout)
                 .unwrap_or(d.body_timeout),
             max_uri_bytes: file.max_uri_bytes.unwrap_or(d.max_uri_bytes),
             max_header_bytes: file.max_header_bytes.unwrap_or(d.max_header_bytes),
             max_headers: file.max_headers.unwrap_or(d.max_headers),
-            max_body_bytes: cli
+            max_body_bytes: given
                 .max_body_bytes
                 .or(file.max_body_bytes)
                 .unwrap_or(d.max_body_bytes),
@@ -149,9 +149,9 @@ mod tests {
         use clap::Parser;
         let mut argv = vec!["proxy"];
         argv.extend_from_slice(args);
-        let cli = Cli::try_parse_from(argv).expect("flags parse");
+        let cli = crate::Cli::try_parse_from(argv).expect("flags parse");
         let file: LimitsFile = serde_norway::from_str(yaml).expect("yaml parses");
-        Limits::build(&cli, &file)
+        Limits::build(&crate::config::Source::from(&cli).overrides, &file)
     }
 
     #[test]

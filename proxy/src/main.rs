@@ -5,16 +5,13 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use proxy::config::file::FileConfig;
-use proxy::{Cli, Config};
+use proxy::config::Source;
+use proxy::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let file = match &cli.config {
-        Some(path) => FileConfig::load(path),
-        None => Ok(FileConfig::default()),
-    };
-    let config = match file.and_then(|file| Config::build(&cli, file)) {
+    let source = Source::from(&cli);
+    let config = match source.load() {
         Ok(config) => config,
         Err(e) => {
             eprintln!(
@@ -47,7 +44,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     proxy::logging::init(config.log_format);
-    match proxy::run(config, cli) {
+    match proxy::run(config, source) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

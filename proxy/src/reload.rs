@@ -6,16 +6,13 @@
 //! flight finish on what they started with; a retired group stops its watcher and health checks
 //! when the last of them lets go of it. A file that does not load leaves everything as it runs.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
-use crate::cli::Cli;
-use crate::config::file::FileConfig;
-use crate::config::{Config, ConfigError, GroupConfig};
+use crate::config::{Config, ConfigError, GroupConfig, Source};
 use crate::live::{Live, SharedLive};
 use crate::metrics::Metrics;
 use crate::router::Router;
@@ -50,8 +47,8 @@ pub struct Summary {
 
 /// Owns the running configuration and replaces it on SIGHUP.
 pub struct Reloader {
-    /// Flags and environment as given at start; `cli.config` is the file to re-read.
-    cli: Cli,
+    /// The file to re-read, under the flags and environment as given at start.
+    source: Source,
     /// The configuration in effect, restart-only keys as at start.
     running: Config,
     live: SharedLive,
@@ -59,9 +56,9 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    pub fn new(cli: Cli, running: Config, live: SharedLive, metrics: Arc<Metrics>) -> Self {
+    pub fn new(source: Source, running: Config, live: SharedLive, metrics: Arc<Metrics>) -> Self {
         Self {
-            cli,
+            source,
             running,
             live,
             metrics,
@@ -84,12 +81,12 @@ impl Reloader {
 
     /// Re-reads the file and applies it, or logs why not and keeps the running configuration.
     pub async fn reload(&mut self) -> Option<Summary> {
-        let Some(path) = self.cli.config.clone() else {
+        let Some(path) = self.source.file.clone() else {
             info!("SIGHUP: the proxy was started without --config; nothing to reload");
             return None;
         };
         info!(file = %path.display(), "SIGHUP: reloading the configuration");
-        match self.apply(&path).await {
+        match self.apply().await {
             Ok(summary) => {
                 self.metrics.config.reloads_ok.inc();
                 Some(summary)
@@ -110,8 +107,8 @@ impl Reloader {
         }
     }
 
-    async fn apply(&mut self, path: &Path) -> Result<Summary, ReloadError> {
-        let mut new = Config::build(&self.cli, FileConfig::load(path)?)?;
+    async fn apply(&mut self) -> Result<Summary, ReloadError> {
+        let mut new = self.source.load()?;
         for key in keep_restart_only(&self.running, &mut new) {
             warn!(
                 key,

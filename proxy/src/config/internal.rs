@@ -6,8 +6,8 @@ use std::time::Duration;
 use discovery::{ResolverSpec, Target};
 
 use super::file::{FileConfig, GroupFile};
+use super::Overrides;
 use super::{ConfigError, LogFormat};
-use crate::cli::Cli;
 use crate::limits::Limits;
 
 /// Everything the proxy needs, checked.
@@ -81,34 +81,34 @@ const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 const DEFAULT_ADMIN: &str = "127.0.0.1:9091";
 
 impl Config {
-    /// Merges flags/environment over the file and applies defaults.
-    pub fn build(cli: &Cli, file: FileConfig) -> Result<Self, ConfigError> {
+    /// Merges what was given (flags, environment) over the file and applies defaults.
+    pub fn build(given: &Overrides, file: FileConfig) -> Result<Self, ConfigError> {
         let secs = Duration::from_secs;
         let ms = Duration::from_millis;
         let up = &file.upstream;
         let upstream = UpstreamSettings {
-            connect_timeout: cli
+            connect_timeout: given
                 .connect_timeout
                 .or(up.connect_timeout)
                 .unwrap_or(secs(1)),
-            failover_connect_timeout: cli
+            failover_connect_timeout: given
                 .failover_connect_timeout
                 .or(up.failover_connect_timeout)
                 .unwrap_or(ms(250)),
             read_timeout: up.read_timeout.unwrap_or(secs(60)),
             write_timeout: up.write_timeout.unwrap_or(secs(60)),
             idle_timeout: up.idle_timeout.unwrap_or(secs(60)),
-            max_attempts: cli.max_attempts.or(up.max_attempts).unwrap_or(3),
-            hold_timeout: cli.hold_timeout.or(up.hold_timeout).unwrap_or(secs(10)),
+            max_attempts: given.max_attempts.or(up.max_attempts).unwrap_or(3),
+            hold_timeout: given.hold_timeout.or(up.hold_timeout).unwrap_or(secs(10)),
         };
-        let default_kind = match cli.health_path.clone().or(file.health.path.clone()) {
+        let default_kind = match given.health_path.clone().or(file.health.path.clone()) {
             Some(path) => HealthKind::Http {
                 path: check_path("health.path", path)?,
             },
             None => HealthKind::Tcp,
         };
         let health = HealthSettings {
-            interval: cli
+            interval: given
                 .health_interval
                 .or(file.health.interval)
                 .unwrap_or(secs(1)),
@@ -124,7 +124,7 @@ impl Config {
             .enumerate()
             .map(|(i, g)| group(i, g, &health.kind))
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(upstream) = &cli.upstream {
+        if let Some(upstream) = &given.upstream {
             groups.retain(|g| g.name != "default");
             groups.push(GroupConfig {
                 name: "default".into(),
@@ -138,38 +138,38 @@ impl Config {
         }
 
         let config = Self {
-            listen: cli
+            listen: given
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
-            admin: cli
+            admin: given
                 .admin
                 .or(file.admin)
                 .unwrap_or_else(|| DEFAULT_ADMIN.parse().expect("valid default")),
-            threads: cli
+            threads: given
                 .threads
                 .or(file.threads)
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-            log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
-            resolver: cli
+            log_format: given.log_format.or(file.log_format).unwrap_or_default(),
+            resolver: given
                 .resolver
                 .or(file.resolver)
                 .map_or(ResolverSpec::System, ResolverSpec::At),
-            resolve_interval: cli
+            resolve_interval: given
                 .resolve_interval
                 .or(file.resolve_interval)
                 .unwrap_or(secs(1)),
-            shutdown_timeout: cli
+            shutdown_timeout: given
                 .shutdown_timeout
                 .or(file.shutdown_timeout)
                 .unwrap_or(secs(25)),
-            shutdown_delay: cli
+            shutdown_delay: given
                 .shutdown_delay
                 .or(file.shutdown_delay)
                 .unwrap_or(Duration::ZERO),
             upstream,
             health,
-            limits: Limits::build(cli, &file.limits)?,
+            limits: Limits::build(given, &file.limits)?,
             groups,
         };
         config.validate()?;
@@ -273,13 +273,13 @@ mod tests {
         use clap::Parser;
         let mut argv = vec!["proxy"];
         argv.extend_from_slice(args);
-        let cli = Cli::try_parse_from(argv).expect("flags parse");
+        let cli = crate::Cli::try_parse_from(argv).expect("flags parse");
         let file = FileConfig::parse(yaml).map_err(|(key, message)| ConfigError::Parse {
             path: "test.yaml".into(),
             key,
             message,
         })?;
-        Config::build(&cli, file)
+        Config::build(&crate::config::Source::from(&cli).overrides, file)
     }
 
     #[test]

@@ -39,8 +39,8 @@ fn start(yaml: &str, flags: &[&str]) -> Fixture {
     std::fs::write(&path, yaml).unwrap();
     let mut argv = vec!["proxy", "--config", path.to_str().unwrap()];
     argv.extend_from_slice(flags);
-    let cli = Cli::try_parse_from(argv).unwrap();
-    let config = Config::build(&cli, FileConfig::load(&path).unwrap()).unwrap();
+    let source = Source::from(&crate::Cli::try_parse_from(argv).unwrap());
+    let config = source.load().unwrap();
     let metrics = Arc::new(Metrics::new());
     let groups = config
         .groups
@@ -54,7 +54,7 @@ fn start(yaml: &str, flags: &[&str]) -> Fixture {
         generation: 1,
         applied_at: SystemTime::now(),
     }));
-    let reloader = Reloader::new(cli, config, Arc::clone(&live), Arc::clone(&metrics));
+    let reloader = Reloader::new(source, config, Arc::clone(&live), Arc::clone(&metrics));
     Fixture {
         _dir: dir,
         path,
@@ -173,8 +173,10 @@ async fn restart_only_keys_keep_their_running_value_and_the_rest_applies() {
 
 #[test]
 fn keys_that_need_a_restart_are_named() {
-    let cli = Cli::try_parse_from(["proxy", "--upstream", "127.0.30.10:9"]).unwrap();
-    let running = Config::build(&cli, FileConfig::default()).unwrap();
+    let source = Source::from(
+        &crate::Cli::try_parse_from(["proxy", "--upstream", "127.0.30.10:9"]).unwrap(),
+    );
+    let running = source.load().unwrap();
     let mut new = running.clone();
     new.admin = "127.0.30.10:1".parse().unwrap();
     new.limits.header_timeout = Duration::from_secs(1);
