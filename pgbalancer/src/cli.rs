@@ -126,7 +126,7 @@ pub struct Cli {
     #[arg(long, env = "PGBALANCER_SHUTDOWN_GRACE", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
 
-    /// Log format: `text` or `json`. The level comes from RUST_LOG (default info).
+    /// Log format: `text` or `json`. The level comes from RUST_LOG (default info). [default: text]
     #[arg(long, env = "PGBALANCER_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
 }
