@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 pub struct Process {
@@ -207,21 +206,12 @@ async fn poll<F: std::future::Future<Output = bool>>(
     }
 }
 
-/// `GET path` over a fresh connection (at most 2 s): the status code and the body.
+/// `GET path` over a fresh connection (at most 2 s, testkit's raw client): the status code and
+/// the body.
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
-    let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n");
-        s.write_all(request.as_bytes()).await.ok()?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.ok()?;
-        let text = String::from_utf8_lossy(&buf);
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        let status = head.get(9..12)?.parse().ok()?;
-        Some((status, body.to_owned()))
-    };
-    tokio::time::timeout(Duration::from_secs(2), attempt)
+    let answer = tokio::time::timeout(Duration::from_secs(2), testkit::http::get(addr, path))
         .await
-        .ok()
-        .flatten()
+        .ok()?
+        .ok()?;
+    Some((answer.status, answer.body))
 }

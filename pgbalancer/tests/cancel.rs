@@ -99,7 +99,7 @@ async fn a_cancel_with_an_unknown_key_is_fanned_out_and_still_works() {
         .await
         .expect("a second pgbalancer");
     lab.wait_up(&["pg1", "pg2"]).await;
-    support::wait_for("both up in the second", Duration::from_secs(20), || {
+    testkit::wait::until_some("both up in the second", Duration::from_secs(20), || {
         (other.status().healthy == 2).then_some(())
     })
     .await;

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{http_get, read_error_response, wait_for, Lab};
+use support::{http_get, read_error_response, Lab};
 use testkit::sockets::closed_within;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -67,7 +67,7 @@ async fn silent_and_stalled_clients_are_closed_after_the_client_timeout() {
         "{}",
         http_get(pgb.admin_addr(), "/metrics").await.1
     );
-    wait_for("every connection released", Duration::from_secs(5), || {
+    testkit::wait::until_some("every connection released", Duration::from_secs(5), || {
         (pgb.status().client_connections == 0).then_some(())
     })
     .await;

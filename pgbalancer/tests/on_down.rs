@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use pgbalancer::config::OnDown;
-use support::{wait_for, Lab};
+use support::Lab;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_of_a_backend_marked_down_are_kept_or_shut_down() {
@@ -16,7 +16,7 @@ async fn sessions_of_a_backend_marked_down_are_kept_or_shut_down() {
         .expect("a second pgbalancer, on-down keep");
     lab.wait_up(&["pg1"]).await;
     let keep_config = support::client_config(&lab.cluster, keep.listen_addr());
-    support::wait_for("keep's pg1 up", Duration::from_secs(20), || {
+    testkit::wait::until_some("keep's pg1 up", Duration::from_secs(20), || {
         (keep.status().healthy == 1).then_some(())
     })
     .await;
@@ -52,14 +52,14 @@ async fn sessions_of_a_backend_marked_down_are_kept_or_shut_down() {
         .unwrap_or_default();
     assert!(reason.contains("too many connections"), "{reason}");
 
-    wait_for(
+    testkit::wait::until_some(
         "the on-down shutdown session closed",
         Duration::from_secs(10),
         || shut.is_closed().then_some(()),
     )
     .await;
     assert!(shut.simple_query("SELECT 1").await.is_err());
-    wait_for("keep's pg1 down", Duration::from_secs(20), || {
+    testkit::wait::until_some("keep's pg1 down", Duration::from_secs(20), || {
         (keep.status().healthy == 0).then_some(())
     })
     .await;

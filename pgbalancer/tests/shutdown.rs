@@ -12,7 +12,7 @@ async fn shutdown_stops_accepting_and_lets_open_sessions_finish() {
     let Lab { cluster, dns, pgb } =
         Lab::start(1, |c| c.shutdown_grace = Duration::from_secs(30)).await;
     let lab_status = || pgb.status();
-    support::wait_for("pg1 up", Duration::from_secs(20), || {
+    testkit::wait::until_some("pg1 up", Duration::from_secs(20), || {
         (lab_status().healthy == 1).then_some(())
     })
     .await;
@@ -21,7 +21,7 @@ async fn shutdown_stops_accepting_and_lets_open_sessions_finish() {
     let session = support::connect(&config).await.expect("session");
 
     let shutdown = tokio::spawn(pgb.shutdown());
-    support::wait_for("the listener closed", Duration::from_secs(10), || {
+    testkit::wait::until_some("the listener closed", Duration::from_secs(10), || {
         std::net::TcpStream::connect(listen).is_err().then_some(())
     })
     .await;

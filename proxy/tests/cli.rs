@@ -8,25 +8,18 @@ use std::time::{Duration, Instant};
 
 use support::{ip, Pod, ProxyProcess, NAME, POD_PORT};
 use testkit::DnsServer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn proxy_cmd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_proxy"))
 }
 
-/// One raw HTTP/1.1 exchange: (status, headers+body text).
+/// One raw HTTP/1.1 exchange (testkit's client): (status, headers+body text).
 async fn raw(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut buf)).await;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
+    let exchange = testkit::http::raw(addr, request.as_bytes());
+    match tokio::time::timeout(Duration::from_secs(20), exchange).await {
+        Ok(Ok(a)) => (a.status, format!("{}\r\n\r\n{}", a.head, a.body)),
+        Ok(Err(_)) | Err(_) => (0, String::new()),
+    }
 }
 
 /// One pod on 127.0.<net>.1 and the proxy in front of it by IP literal.
@@ -168,7 +161,13 @@ async fn a_name_that_does_not_resolve_yet_holds_then_503s_then_recovers() {
         let listen = proxy.listen;
         async move { raw(listen, &get("/users")).await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    testkit::wait::poll("the request is held", Duration::from_secs(5), || async {
+        let held = proxy
+            .metric("proxy_held_requests{group=\"default\"}")
+            .await?;
+        (held >= 1.0).then_some(())
+    })
+    .await;
     dns.set(NAME, &[pod.ip()]);
     let (status, text) = held.await.unwrap();
     assert_eq!(status, 200, "{text}");
@@ -237,7 +236,16 @@ async fn sigterm_finishes_in_flight_requests_then_exits() {
         let listen = proxy.listen;
         async move { raw(listen, &get("/slow")).await }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    testkit::wait::poll(
+        "the request is in flight",
+        Duration::from_secs(5),
+        || async {
+            let status: serde_json::Value =
+                serde_json::from_str(&proxy.admin_get("/status").await?).ok()?;
+            (status["requests_in_flight"].as_u64()? >= 1).then_some(())
+        },
+    )
+    .await;
     proxy.sigterm();
     let (status, text) = slow.await.unwrap();
     assert_eq!(status, 200, "the in-flight request finished: {text}");

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{assert_no_failures, ip, wait_for, Load, Pod, ProxyProcess, Sample, NAME, POD_PORT};
+use support::{assert_no_failures, ip, Load, Pod, ProxyProcess, Sample, NAME, POD_PORT};
 use testkit::{DnsMode, DnsServer};
 
 const TICK: Duration = Duration::from_millis(20);
@@ -77,7 +77,7 @@ fn served_by<'a>(samples: &'a [Sample], addr: &str) -> impl Iterator<Item = &'a 
 async fn warm_up(load: &Load, lab: &Lab, hosts: &[u8]) {
     for host in hosts {
         let addr = lab.addr(*host);
-        wait_for(Duration::from_secs(10), &format!("{addr} serves"), || {
+        testkit::wait::until(&format!("{addr} serves"), Duration::from_secs(10), || {
             served_by(&load.snapshot(), &addr).count() >= 5
         })
         .await;

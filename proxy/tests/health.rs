@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{get, ip, wait_for, ProxyProcess};
+use support::{get, ip, ProxyProcess};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -113,9 +113,9 @@ async fn a_failing_http_check_takes_an_endpoint_out_and_a_passing_one_brings_it_
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    wait_for(
-        Duration::from_secs(5),
+    testkit::wait::until(
         "pod b back after a passing check",
+        Duration::from_secs(5),
         || back.load(Ordering::Relaxed),
     )
     .await;

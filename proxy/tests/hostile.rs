@@ -7,7 +7,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use support::{ip, wait_for, Pod, ProxyProcess, Recorder, POD_PORT};
+use support::{ip, Pod, ProxyProcess, Recorder, POD_PORT};
 use testkit::sockets::closed_within;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -266,7 +266,7 @@ async fn connections_over_the_limit_get_503_and_the_proxy_keeps_serving() {
     )
     .await;
     // The start-up probe's connection may still hold a slot: begin from a quiet proxy.
-    wait_for(Duration::from_secs(5), "no client connection open", || {
+    testkit::wait::until("no client connection open", Duration::from_secs(5), || {
         open_connections(&proxy) == Some(0)
     })
     .await;
@@ -275,7 +275,7 @@ async fn connections_over_the_limit_get_503_and_the_proxy_keeps_serving() {
     for _ in 0..20 {
         idle.push(TcpStream::connect(proxy.listen).await.unwrap());
     }
-    wait_for(Duration::from_secs(5), "20 connections open", || {
+    testkit::wait::until("20 connections open", Duration::from_secs(5), || {
         open_connections(&proxy) == Some(20)
     })
     .await;
@@ -305,9 +305,9 @@ async fn connections_over_the_limit_get_503_and_the_proxy_keeps_serving() {
     );
 
     drop(idle);
-    wait_for(
-        Duration::from_secs(5),
+    testkit::wait::until(
         "the idle connections closed",
+        Duration::from_secs(5),
         || open_connections(&proxy) == Some(0),
     )
     .await;

@@ -7,7 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{assert_no_failures, get, ip, wait_for, Load, Pod, ProxyProcess, Sample, POD_PORT};
+use support::{assert_no_failures, get, ip, Load, Pod, ProxyProcess, Sample, POD_PORT};
 use testkit::{DnsMode, DnsServer};
 
 const TICK: Duration = Duration::from_millis(10);
@@ -109,7 +109,7 @@ async fn a_new_upstream_applied_by_sighup_under_load_costs_no_request() {
     let b_pods = [&b[0], &b[1]];
 
     let load = Load::start(proxy.listen, TICK);
-    wait_for(Duration::from_secs(10), "both A pods serve", || {
+    testkit::wait::until("both A pods serve", Duration::from_secs(10), || {
         a.iter().all(|p| p.served() >= 5)
     })
     .await;
@@ -164,7 +164,7 @@ async fn a_broken_config_on_sighup_leaves_the_running_one_serving() {
     )
     .await;
     let load = Load::start(proxy.listen, TICK);
-    wait_for(Duration::from_secs(10), "the pod serves", || {
+    testkit::wait::until("the pod serves", Duration::from_secs(10), || {
         pod.served() >= 5
     })
     .await;
@@ -184,9 +184,9 @@ async fn a_broken_config_on_sighup_leaves_the_running_one_serving() {
     proxy.sighup();
     wait_reloads(&proxy, "failed", 2.0).await;
     let served_before = pod.served();
-    wait_for(
-        Duration::from_secs(10),
+    testkit::wait::until(
         "the pod keeps serving after both",
+        Duration::from_secs(10),
         || pod.served() >= served_before + 50,
     )
     .await;
@@ -278,7 +278,7 @@ async fn an_unchanged_group_keeps_its_endpoints_across_a_reload_even_with_dns_si
         default_group(&new_default.addr.to_string())
     ));
     let load = Load::start(proxy.listen, TICK);
-    wait_for(Duration::from_secs(10), "the old default serves", || {
+    testkit::wait::until("the old default serves", Duration::from_secs(10), || {
         old_default.served() >= 5
     })
     .await;
@@ -297,7 +297,7 @@ async fn an_unchanged_group_keeps_its_endpoints_across_a_reload_even_with_dns_si
             "the api group serves from the endpoints it knew: {response}"
         );
     }
-    wait_for(Duration::from_secs(10), "the new default serves", || {
+    testkit::wait::until("the new default serves", Duration::from_secs(10), || {
         new_default.served() >= 20
     })
     .await;

@@ -105,19 +105,23 @@ async fn a_failed_pooled_connection_is_retried_for_get_not_for_post() {
         assert_eq!(send(&mut client, get).await, 200, "GET {i}");
     }
     // The proxy reused pooled connections, hit the closed ones and retried elsewhere.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(
-        dropped.load(Ordering::Relaxed) >= 5,
-        "reused connections failed: {}",
-        dropped.load(Ordering::Relaxed)
-    );
+    testkit::wait::until("reused connections failed", Duration::from_secs(5), || {
+        dropped.load(Ordering::Relaxed) >= 5
+    })
+    .await;
 
     // The last GET's fresh connection is pooled; a POST on it reaches the upstream, which drops
     // it. The POST may have been processed, so it is not sent again: 502.
     let post = "POST /users HTTP/1.1\r\nHost: lab.local\r\nContent-Length: 2\r\n\r\nhi";
     let before = dropped.load(Ordering::Relaxed);
     assert_eq!(send(&mut client, post).await, 502);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A retry would have come before the 502; the upstream counts its drop a moment later.
+    testkit::wait::until(
+        "the POST reached the upstream",
+        Duration::from_secs(5),
+        || dropped.load(Ordering::Relaxed) > before,
+    )
+    .await;
     assert_eq!(
         dropped.load(Ordering::Relaxed),
         before + 1,

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use testkit::{DnsServer, PgCluster};
 
-use super::{http_get, wait_for, NAME};
+use super::{http_get, NAME};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_pgbalancer");
 
@@ -94,7 +94,7 @@ impl Binary {
             let start = line.find(&format!("{name}="))? + name.len() + 1;
             line[start..].split_whitespace().next()?.parse().ok()
         };
-        let admin = wait_for("the started line", Duration::from_secs(20), || {
+        let admin = testkit::wait::until_some("the started line", Duration::from_secs(20), || {
             field("admin")
         })
         .await;

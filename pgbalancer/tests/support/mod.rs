@@ -16,9 +16,8 @@ use pgbalancer::cli::LogFormat;
 use pgbalancer::config::{CheckConfig, OnDown, RoleFilter, Secret};
 use pgbalancer::{Config, Running, Status};
 use testkit::{DnsServer, PgCluster};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls};
 
@@ -140,7 +139,7 @@ impl Lab {
 
     /// Waits until `pred` holds for pgbalancer's status.
     pub async fn wait_status(&self, what: &str, pred: impl Fn(&Status) -> bool) -> Status {
-        wait_for(what, Duration::from_secs(20), || {
+        testkit::wait::until_some(what, Duration::from_secs(20), || {
             let s = self.pgb.status();
             pred(&s).then_some(s)
         })
@@ -198,18 +197,6 @@ pub async fn connect(config: &tokio_postgres::Config) -> Result<Client, tokio_po
     Ok(client)
 }
 
-/// Polls `probe` every 20 ms until it returns `Some`, or panics after `limit`.
-pub async fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// A FATAL ErrorResponse as a client receives it: (SQLSTATE, message).
 pub async fn read_error_response(stream: &mut TcpStream) -> (String, String) {
     let kind = stream.read_u8().await.expect("a message");
@@ -230,21 +217,10 @@ pub async fn read_error_response(stream: &mut TcpStream) -> (String, String) {
     (code, message)
 }
 
-/// A plain HTTP/1.1 GET: (status code, body).
+/// A plain HTTP/1.1 GET (testkit's raw client): (status code, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.expect("connect to admin");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let answer = testkit::http::get(addr, path)
+        .await
+        .unwrap_or_else(|e| panic!("GET {path} on {addr}: {e}"));
+    (answer.status, answer.body)
 }

@@ -71,15 +71,8 @@ fn group(live: &SharedLive, name: &str) -> Arc<Group> {
 }
 
 /// Polls `cond` until it holds; panics after 5 s.
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let wait = async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), wait)
-        .await
-        .unwrap_or_else(|_| panic!("not within 5 s: {what}"));
+async fn eventually(what: &str, cond: impl FnMut() -> bool) {
+    testkit::wait::until(what, Duration::from_secs(5), cond).await;
 }
 
 fn names(list: &[&str]) -> Vec<String> {

@@ -16,7 +16,6 @@ pub use proxy::ProxyProcess;
 pub use recorder::Recorder;
 
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
 pub const NAME: &str = "backend-headless.highload-dns.svc.cluster.local";
 pub const POD_PORT: u16 = 8000;
@@ -35,16 +34,4 @@ pub async fn get(proxy: std::net::SocketAddr, path: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     out
-}
-
-/// Polls `cond` every 20 ms until it holds; panics after `limit`.
-pub async fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + limit;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not within {limit:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
