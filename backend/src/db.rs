@@ -55,14 +55,7 @@ impl DbError {
     /// The message with all its causes, e.g. "connecting to the database: error connecting to
     /// server: Connection refused (os error 111)".
     pub fn detail(&self) -> String {
-        let mut out = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(e) = source {
-            out.push_str(": ");
-            out.push_str(&e.to_string());
-            source = e.source();
-        }
-        out
+        ops::error_chain(self)
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -106,8 +106,7 @@ async fn readyz(State(app): State<App>) -> Response {
 }
 
 async fn metrics(State(app): State<App>) -> Response {
-    let content_type = [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)];
-    (content_type, app.inner.metrics.render()).into_response()
+    ops::admin::metrics(app.inner.metrics.registry())
 }
 
 async fn not_found() -> Response {

@@ -32,10 +32,11 @@ async fn sigterm_fails_readiness_before_the_listener_closes() {
         .args(["--pod", "backend-sigterm"])
         .env("DATABASE_URL", database_url(&cluster, replica))
         .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start the backend binary");
-    let stdout = child.stdout.take().unwrap();
+    // Logs go to stderr, as every binary's here.
+    let stdout = child.stderr.take().unwrap();
     let pid = child.id().to_string();
     let mut running = Running(child);
 

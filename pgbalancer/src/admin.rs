@@ -6,8 +6,7 @@ mod page;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
@@ -33,21 +32,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    match shared.metrics.render() {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding metrics: {e}\n"),
-        )
-            .into_response(),
-    }
+    ops::admin::metrics(shared.metrics.registry())
 }
 
 /// Liveness only: a database outage must not get pgbalancer restarted; its clients are told by
@@ -60,17 +45,16 @@ async fn healthz() -> &'static str {
 /// rolling update (the lab's pgbalancer restart, a Deployment's) sends traffic to a new pod only
 /// once this answers 200.
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    if shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "draining: shutting down after SIGTERM\n",
-        )
-            .into_response();
-    }
-    match shared.pool.usable().len() {
-        0 => (StatusCode::SERVICE_UNAVAILABLE, "no healthy backend\n").into_response(),
-        n => format!("ready: {n} healthy backend(s)\n").into_response(),
-    }
+    ops::admin::readiness(
+        if shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            Err(ops::admin::DRAINING.to_owned())
+        } else {
+            match shared.pool.usable().len() {
+                0 => Err("no healthy backend".to_owned()),
+                n => Ok(format!("{n} healthy backend(s)")),
+            }
+        },
+    )
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {

@@ -131,11 +131,5 @@ pub struct Cli {
     pub log_format: Option<LogFormat>,
 }
 
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
-}
+/// How log lines are written (`text` or `json`).
+pub use ops::logging::LogFormat;

@@ -136,7 +136,7 @@ impl upstream::Check<Server> for LoginCheck {
                 });
                 judge(p, check)
             }
-            Err(e) => Err(error_chain(e)),
+            Err(e) => Err(ops::error_chain(e)),
         };
         if result.is_ok() {
             m.checks_passed.inc();
@@ -145,18 +145,6 @@ impl upstream::Check<Server> for LoginCheck {
         }
         result
     }
-}
-
-/// "login failed: error connecting to server: Connection refused (os error 111)".
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

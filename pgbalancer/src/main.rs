@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use pgbalancer::cli::LogFormat;
 use pgbalancer::{Cli, Config};
 
 fn main() -> ExitCode {
@@ -21,7 +20,7 @@ fn main() -> ExitCode {
         println!("configuration ok\n{config:#?}");
         return ExitCode::SUCCESS;
     }
-    init_tracing(config.log_format);
+    ops::logging::init(config.log_format, "info");
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -38,18 +37,4 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .context("starting the Tokio runtime")?
         .block_on(pgbalancer::run(config))
         .context("running pgbalancer")
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, not in a pod's log.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }

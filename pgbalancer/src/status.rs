@@ -73,7 +73,7 @@ pub struct LastCheck {
 }
 
 fn time(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
+    ops::admin::time(t)
 }
 
 impl Status {

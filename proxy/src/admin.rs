@@ -2,15 +2,13 @@
 //! SIGTERM arrived), `/status` (JSON: groups, endpoints, health, counters). Runs on the control runtime, apart from the proxy's threads.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use discovery::LookupResult;
-use prometheus::{Encoder, TextEncoder};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
@@ -46,34 +44,18 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
 /// (and then answers 503 itself); taking it out of its Service would only turn that into refused
 /// connections.
 async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
-    if state.draining.is_draining() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "draining: shutting down after SIGTERM\n",
-        )
-            .into_response()
+    ops::admin::readiness(if state.draining.is_draining() {
+        Err(ops::admin::DRAINING.to_owned())
     } else {
-        "ready\n".into_response()
-    }
+        Ok(format!("{} in flight", state.inflight.count()))
+    })
 }
 
 async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
     for group in state.live.load().router.groups() {
         group.update_gauges();
     }
-    let mut body = Vec::new();
-    let families = state.metrics.registry().gather();
-    match TextEncoder::new().encode(&families, &mut body) {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                TextEncoder::new().format_type().to_owned(),
-            )],
-            body,
-        )
-            .into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
+    ops::admin::metrics(state.metrics.registry())
 }
 
 #[derive(Serialize)]
@@ -88,7 +70,7 @@ struct Status {
 struct ConfigStatus {
     /// 1 at start, one more per applied reload.
     generation: u64,
-    applied_unix_ms: u128,
+    applied_at: String,
 }
 
 #[derive(Serialize)]
@@ -108,7 +90,7 @@ struct DnsStatus {
     lookups_failed: u64,
     changes: u64,
     last_error: Option<String>,
-    last_error_unix_ms: Option<u128>,
+    last_error_at: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -124,12 +106,8 @@ struct EndpointStatus {
 #[derive(Serialize)]
 struct CheckStatus {
     ok: bool,
-    unix_ms: u128,
+    at: String,
     detail: Option<String>,
-}
-
-fn unix_ms(t: SystemTime) -> u128 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }
 
 fn endpoint_status(e: &Endpoint) -> EndpointStatus {
@@ -148,7 +126,7 @@ fn endpoint_status(e: &Endpoint) -> EndpointStatus {
         failed_attempts: e.data.failed_attempts.load(Relaxed),
         last_check: health.last.map(|c| CheckStatus {
             ok: c.result.is_ok(),
-            unix_ms: unix_ms(c.at),
+            at: ops::admin::time(c.at),
             detail: c.result.err(),
         }),
     }
@@ -173,7 +151,7 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Status> {
                     lookups_empty: s.lookups(LookupResult::Empty),
                     lookups_failed: s.lookups(LookupResult::Failed),
                     changes: s.changes(),
-                    last_error_unix_ms: last.as_ref().map(|(t, _)| unix_ms(*t)),
+                    last_error_at: last.as_ref().map(|(t, _)| ops::admin::time(*t)),
                     last_error: last.map(|(_, e)| e),
                 }
             }),
@@ -185,7 +163,7 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<Status> {
         requests_in_flight: state.inflight.count(),
         config: ConfigStatus {
             generation: live.generation,
-            applied_unix_ms: unix_ms(live.applied_at),
+            applied_at: ops::admin::time(live.applied_at),
         },
         groups,
     })

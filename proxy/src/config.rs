@@ -7,19 +7,11 @@ mod overrides;
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
-
 pub use internal::{Config, GroupConfig, HealthKind, HealthSettings, UpstreamSettings};
 pub use overrides::{Overrides, Source};
 
-/// How the access log and other logs are written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
-}
+/// How the access log and other logs are written (`text` or `json`).
+pub use ops::logging::LogFormat;
 
 /// A configuration that cannot be used. The binary prints it and exits with code 2.
 #[derive(Debug, thiserror::Error)]

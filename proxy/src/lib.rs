@@ -14,7 +14,6 @@ mod drain;
 mod inflight;
 pub mod limits;
 mod live;
-pub mod logging;
 pub mod metrics;
 pub mod reload;
 pub mod router;

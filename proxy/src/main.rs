@@ -14,14 +14,7 @@ fn main() -> ExitCode {
     let config = match source.load() {
         Ok(config) => config,
         Err(e) => {
-            eprintln!(
-                "proxy: invalid configuration: {}",
-                anyhow::Error::from(e)
-                    .chain()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-                    .join(": ")
-            );
+            eprintln!("proxy: invalid configuration: {}", ops::error_chain(&e));
             return ExitCode::from(2);
         }
     };
@@ -43,7 +36,12 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    proxy::logging::init(config.log_format);
+    // Pingora logs through `log`; its per-retry warnings are replaced by our own ejection and
+    // access log lines, so it only speaks from `warn` up unless RUST_LOG asks.
+    ops::logging::init(
+        config.log_format,
+        "info,pingora_core=warn,pingora_proxy=warn,pingora_load_balancing=warn",
+    );
     match proxy::run(config, source) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -67,14 +67,10 @@ impl FileConfig {
 
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
         // An empty file is a valid file with nothing in it.
-        if text.trim().is_empty() {
-            return Ok(Self::default());
-        }
-        let de = serde_norway::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Parse {
+        ops::yaml::parse(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            key: e.path().to_string(),
-            message: e.inner().to_string(),
+            key: e.key,
+            message: e.message,
         })
     }
 }

@@ -116,13 +116,6 @@ impl FileConfig {
 
     /// Parses YAML text; the error is (key path, message).
     pub fn parse(text: &str) -> Result<Self, (String, String)> {
-        if text.trim().is_empty() {
-            return Ok(Self::default());
-        }
-        let de = serde_norway::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            (key, e.into_inner().to_string())
-        })
+        ops::yaml::parse(text).map_err(|e| (e.key, e.message))
     }
 }
