@@ -41,6 +41,15 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// Every value [`DbError::stage`] takes.
+    pub const STAGES: [&'static str; 5] = [
+        "connect",
+        "connect_timeout",
+        "query",
+        "query_timeout",
+        "pool_timeout",
+    ];
+
     /// A short, bounded name of the failed step, for metrics and the JSON error body.
     pub fn stage(&self) -> &'static str {
         match self {

@@ -80,6 +80,11 @@ impl Metrics {
                 .register(collector)
                 .expect("each metric registered once");
         }
+        // Every stage's series exists from the start at 0: a dashboard has a line before the first
+        // error, and the scrape shows the metric.
+        for stage in crate::db::DbError::STAGES {
+            db_errors.with_label_values(&[stage]);
+        }
         Self {
             registry,
             requests,

@@ -28,6 +28,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Self; 7] = [
+        Self::Relayed,
+        Self::Cancel,
+        Self::NoBackend,
+        Self::Closed,
+        Self::BadRequest,
+        Self::Timeout,
+        Self::Refused,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Self::Relayed => "relayed",
@@ -164,6 +174,14 @@ impl Metrics {
         m.registry.register(Box::new(m.waiting.clone()))?;
         m.registry.register(Box::new(m.cancels.clone()))?;
         m.registry.register(Box::new(m.backends.clone()))?;
+        // Every series of a bounded label exists from the start at 0, so a dashboard's rate()
+        // has a line before the first event and the scrape shows every metric.
+        for outcome in Outcome::ALL {
+            m.clients.with_label_values(&[outcome.label()]);
+        }
+        for routing in ["known", "fanout"] {
+            m.cancels.with_label_values(&[routing]);
+        }
         Ok(m)
     }
 

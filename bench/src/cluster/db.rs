@@ -51,6 +51,11 @@ impl Cluster {
         })
     }
 
+    /// The running balancer pod's own address (not the Service IP).
+    pub fn db_pod(&self) -> Option<SocketAddrV4> {
+        self.db.as_ref().map(|pod| pod.addr)
+    }
+
     /// Runs `db` as the Postgres balancer, replacing whatever ran before.
     pub(super) async fn replace_db(&mut self, db: Db) -> anyhow::Result<()> {
         if let Some(mut old) = self.db.take() {
