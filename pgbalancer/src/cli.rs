@@ -9,7 +9,7 @@ use clap::Parser;
 
 use discovery::Target;
 
-use crate::config::{OnDown, RoleFilter};
+use crate::policy::{OnDown, RoleFilter};
 
 /// A TCP balancer for Postgres read replicas: follows every A record of a DNS name, checks each
 /// server with a real login, and spreads client connections round-robin over the healthy ones.

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use discovery::{ResolverSpec, Target};
-use serde::{Deserialize, Serialize};
 
 use crate::cli::{Cli, LogFormat};
 pub use file::{FileCheck, FileConfig};
@@ -24,29 +23,7 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:5432";
 pub const DEFAULT_MAX_CONNECTIONS: usize = 2000;
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9187";
 
-/// Which servers may take clients, judged by `pg_is_in_recovery()`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum RoleFilter {
-    /// In recovery: a streaming replica.
-    #[default]
-    Replica,
-    /// Not in recovery.
-    Primary,
-    /// Either.
-    Any,
-}
-
-/// What happens to a server's open sessions when it is marked down.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum OnDown {
-    /// Let them run; only new connections avoid the server.
-    #[default]
-    Keep,
-    /// Close them (HAProxy's `on-marked-down shutdown-sessions`).
-    Shutdown,
-}
+pub use crate::policy::{OnDown, RoleFilter};
 
 /// A password: printed as `<redacted>` by `Debug`, so it cannot leak through a log of the config.
 #[derive(Clone, PartialEq, Eq)]

@@ -18,6 +18,7 @@ mod admission;
 mod cancel;
 mod health;
 mod metrics;
+mod policy;
 mod pool;
 mod relay;
 mod server;

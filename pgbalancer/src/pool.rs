@@ -10,7 +10,6 @@ use tracing::{debug, info, warn};
 use upstream::{CheckRecord, Initial, Members, Settings, Thresholds, Transition};
 
 use crate::config::CheckConfig;
-use crate::health::LoginCheck;
 use crate::metrics::{BackendMetrics, Metrics};
 
 /// One server behind the DNS name.
@@ -43,9 +42,13 @@ impl Server {
     }
 }
 
-/// The pool of `check`'s servers; follow a discovery watch with [`Members::follow`]. A new server
-/// starts down and gets clients after `rise` passed logins.
-pub fn new(check: Arc<CheckConfig>, metrics: Metrics) -> Arc<Pool> {
+/// The pool of the servers `login` checks under `check`'s settings; follow a discovery watch with
+/// [`Members::follow`]. A new server starts down and gets clients after `rise` passed checks.
+pub fn new(
+    check: &CheckConfig,
+    login: Arc<dyn upstream::Check<Server>>,
+    metrics: Metrics,
+) -> Arc<Pool> {
     let settings = Settings {
         interval: check.interval,
         // The login bounds itself by the check timeout; this is the core's fail-safe.
@@ -59,7 +62,7 @@ pub fn new(check: Arc<CheckConfig>, metrics: Metrics) -> Arc<Pool> {
     let series = metrics.clone();
     Members::new(
         settings,
-        Arc::new(LoginCheck(check)),
+        login,
         Arc::new(PoolObserver { metrics }),
         move |addr: SocketAddr| {
             let metrics = series.backend(&addr.to_string());

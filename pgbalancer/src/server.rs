@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::shared::Shared;
 use crate::status::Status;
-use crate::{admin, pool, session};
+use crate::{admin, health, pool, session};
 
 /// Starting failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +58,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .map_err(|e| StartError::Admin(config.admin, e))?;
     let metrics = Metrics::new()?;
     let shared = Arc::new(Shared {
-        pool: pool::new(Arc::new(config.check.clone()), metrics.clone()),
+        pool: pool::new(
+            &config.check,
+            Arc::new(health::LoginCheck(Arc::new(config.check.clone()))),
+            metrics.clone(),
+        ),
         metrics,
         cancels: Arc::new(CancelMap::default()),
         discovery: discovery::Discovery::spawn(config.upstream.clone(), config.discovery.clone())?,

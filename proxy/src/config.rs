@@ -3,11 +3,13 @@
 
 pub mod file;
 mod internal;
+mod limits;
 mod overrides;
 
 use std::path::PathBuf;
 
 pub use internal::{Config, GroupConfig, HealthKind, HealthSettings, UpstreamSettings};
+pub use limits::Limits;
 pub use overrides::{Overrides, Source};
 
 /// How the access log and other logs are written (`text` or `json`).

@@ -8,6 +8,7 @@
 //! ([`reload`]). [`run`] wires it together.
 
 pub mod admin;
+pub mod check_request;
 pub mod cli;
 pub mod config;
 mod drain;

@@ -8,8 +8,8 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
+use crate::config::Limits;
 use crate::config::UpstreamSettings;
-use crate::limits::Limits;
 use crate::router::Router;
 
 pub struct Live {

@@ -69,7 +69,7 @@ pub struct HealthFile {
     pub rise: Option<u32>,
 }
 
-/// What one client may cost; see [`crate::limits::Limits`] for the meaning and defaults.
+/// What one client may cost; see [`crate::config::Limits`] for the meaning and defaults.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsFile {

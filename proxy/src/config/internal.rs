@@ -6,9 +6,9 @@ use std::time::Duration;
 use discovery::{ResolverSpec, Target};
 
 use super::file::{FileConfig, GroupFile};
+use super::Limits;
 use super::Overrides;
 use super::{ConfigError, LogFormat};
-use crate::limits::Limits;
 
 /// Everything the proxy needs, checked.
 #[derive(Debug, Clone)]
@@ -260,7 +260,7 @@ fn group(i: usize, g: &GroupFile, default_health: &HealthKind) -> Result<GroupCo
 
 /// A health check path: exactly what the checker will build its request from must build.
 fn check_path(key: &str, path: String) -> Result<String, ConfigError> {
-    crate::upstream::health::check_request(&path, "health-check.invalid")
+    crate::check_request::build(&path, "health-check.invalid")
         .map(|_| path)
         .map_err(|reason| ConfigError::invalid(key, reason))
 }

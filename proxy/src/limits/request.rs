@@ -5,7 +5,7 @@
 use pingora_core::{Error, ErrorType, Result};
 use pingora_http::RequestHeader;
 
-use super::Limits;
+use crate::config::Limits;
 
 /// A request refused for its size: the status and a sentence for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,24 +20,6 @@ use crate::metrics::GroupMetrics;
 /// The check shared by every endpoint of a group.
 pub type Checker = Arc<dyn HealthCheck + Send + Sync>;
 
-/// The request of an HTTP check, `GET path` with `Host: host`: the config's validation builds it
-/// too, so a path that passes `--check-config` is one the checker can send.
-pub fn check_request(path: &str, host: &str) -> Result<pingora_http::RequestHeader, String> {
-    if !path.starts_with('/') {
-        return Err(format!("`{path}` must start with `/`"));
-    }
-    // Pingora takes any bytes here; the URI parser is what rejects spaces and the like.
-    path.parse::<http::uri::PathAndQuery>()
-        .map_err(|e| format!("`{path}` is not a valid request path: {e}"))?;
-    let mut req = pingora_http::RequestHeader::build("GET", path.as_bytes(), None)
-        .map_err(|e| format!("`{path}` is not a valid request path: {e}"))?;
-    req.insert_header("Host", host)
-        .map_err(|e| format!("`{host}` is not a valid Host header: {e}"))?;
-    req.insert_header("User-Agent", "proxy-health-check")
-        .map_err(|e| e.to_string())?;
-    Ok(req)
-}
-
 /// Builds the check: a TCP connect, or `GET path` expecting 2xx with `Host: host`.
 pub fn checker(kind: &HealthKind, host: &str, timeout: Duration) -> Result<Checker, String> {
     Ok(match kind {
@@ -48,7 +30,7 @@ pub fn checker(kind: &HealthKind, host: &str, timeout: Duration) -> Result<Check
         }
         HealthKind::Http { path } => {
             let mut check = HttpHealthCheck::new(host, false);
-            check.req = check_request(path, host)?;
+            check.req = crate::check_request::build(path, host)?;
             check.peer_template.options.connection_timeout = Some(timeout);
             check.peer_template.options.read_timeout = Some(timeout);
             check.validator = Some(Box::new(|resp: &ResponseHeader| {
