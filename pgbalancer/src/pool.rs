@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use tracing::{debug, info, warn};
-use upstream::{CheckRecord, Initial, Members, Settings, Thresholds, Transition};
+use upstream::{CheckRecord, Choice, Initial, Members, Settings, Thresholds, Transition};
 
 use crate::config::CheckConfig;
 use crate::metrics::{BackendMetrics, Metrics};
@@ -58,6 +58,9 @@ pub fn new(
             rise: check.rise,
         },
         initial: Initial::Down,
+        // Sessions last long and a server's cost is its sessions, not a response time: each
+        // new session goes to the next server in turn.
+        choice: Choice::RoundRobin,
     };
     let series = metrics.clone();
     Members::new(

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::{LogFormat, Overrides, Source};
+use crate::config::{Balance, CheckKind, FirstByteSpec, LogFormat, Overrides, Source};
 
 /// HTTP reverse proxy that follows a Kubernetes headless Service through DNS.
 ///
-/// Re-resolves the upstream name continuously, balances round-robin over the healthy pod IPs,
-/// retries on another pod when one vanishes, and holds requests briefly instead of failing
-/// while no pod exists. Every response carries `X-Upstream-Addr`.
+/// Re-resolves the upstream name continuously, sends each request to the least loaded healthy
+/// pod IP, retries on another pod when one vanishes or does not answer, and holds requests
+/// briefly instead of failing while no pod exists. Every response carries `X-Upstream-Addr`.
 #[derive(Debug, Default, Parser)]
 #[command(name = "proxy", version, about, long_about)]
 pub struct Cli {
@@ -46,7 +46,9 @@ pub struct Cli {
     #[arg(long, env = "PROXY_RESOLVE_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub resolve_interval: Option<Duration>,
 
-    /// Upstream connect timeout when no other endpoint is left to try. [default: 1s]
+    /// Upstream connect timeout when no other endpoint is left to try: above Linux' 1 s SYN
+    /// retransmit, so one dropped SYN (a new pod's full accept queue) does not fail it.
+    /// [default: 2s]
     #[arg(long, env = "PROXY_CONNECT_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub connect_timeout: Option<Duration>,
 
@@ -64,7 +66,28 @@ pub struct Cli {
     #[arg(long, env = "PROXY_MAX_ATTEMPTS", value_name = "N")]
     pub max_attempts: Option<u32>,
 
-    /// Active health check with `GET PATH` (2xx = healthy) instead of a TCP connect.
+    /// How the next endpoint is chosen: least_loaded (two at random, the one with less in
+    /// flight per its response time) or round_robin. [default: least_loaded]
+    #[arg(long, env = "PROXY_BALANCE", value_name = "HOW")]
+    pub balance: Option<Balance>,
+
+    /// How long an idempotent request's attempt waits for its answer while another endpoint is
+    /// left to try, before that one gets the request: auto (5x the group's response time, within
+    /// upstream.first_byte_timeout_min/max), a duration, or off. [default: auto]
+    #[arg(
+        long,
+        env = "PROXY_FIRST_BYTE_TIMEOUT",
+        value_name = "auto|off|DURATION"
+    )]
+    pub first_byte_timeout: Option<FirstByteSpec>,
+
+    /// Default active check: responds (GET the health path, default /, any answer within the
+    /// timeout: sees a frozen pod), http (GET the health path answers 2xx) or tcp (a connect;
+    /// cannot see a frozen pod). [default: responds]
+    #[arg(long, env = "PROXY_HEALTH_KIND", value_name = "KIND")]
+    pub health_kind: Option<CheckKind>,
+
+    /// Path of the active health check; given alone, the check expects 2xx (kind http).
     #[arg(long, env = "PROXY_HEALTH_PATH", value_name = "PATH")]
     pub health_path: Option<String>,
 
@@ -125,6 +148,9 @@ impl From<&Cli> for Source {
                 hold_timeout: cli.hold_timeout,
                 max_attempts: cli.max_attempts,
                 health_path: cli.health_path.clone(),
+                health_kind: cli.health_kind,
+                balance: cli.balance,
+                first_byte_timeout: cli.first_byte_timeout,
                 health_interval: cli.health_interval,
                 threads: cli.threads,
                 shutdown_delay: cli.shutdown_delay,

@@ -5,12 +5,14 @@ pub mod file;
 mod internal;
 mod limits;
 mod overrides;
+pub mod tuning;
 
 use std::path::PathBuf;
 
 pub use internal::{Config, GroupConfig, HealthKind, HealthSettings, UpstreamSettings};
 pub use limits::Limits;
 pub use overrides::{Overrides, Source};
+pub use tuning::{Balance, CheckKind, FirstByte, FirstByteSpec};
 
 /// How the access log and other logs are written (`text` or `json`).
 pub use ops::logging::LogFormat;

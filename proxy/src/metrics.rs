@@ -21,16 +21,20 @@ pub enum Attempt {
     ConnectRefused,
     ConnectTimeout,
     ConnectError,
-    /// Failed after the connection was made (reset, closed, timeout).
+    /// No first byte of the answer within the attempt's first-byte deadline (or the read
+    /// timeout): the endpoint stalls.
+    FirstByteTimeout,
+    /// Failed after the connection was made (reset, closed, a read timeout mid-answer).
     UpstreamError,
 }
 
 impl Attempt {
-    const ALL: [Attempt; 5] = [
+    const ALL: [Attempt; 6] = [
         Self::Ok,
         Self::ConnectRefused,
         Self::ConnectTimeout,
         Self::ConnectError,
+        Self::FirstByteTimeout,
         Self::UpstreamError,
     ];
 
@@ -40,6 +44,7 @@ impl Attempt {
             Self::ConnectRefused => "connect_refused",
             Self::ConnectTimeout => "connect_timeout",
             Self::ConnectError => "connect_error",
+            Self::FirstByteTimeout => "first_byte_timeout",
             Self::UpstreamError => "upstream_error",
         }
     }
@@ -87,7 +92,7 @@ impl ConfigMetrics {
 pub struct GroupMetrics {
     by_class: [IntCounter; 6],
     pub duration: Histogram,
-    attempts: [IntCounter; 5],
+    attempts: [IntCounter; Attempt::ALL.len()],
     pub held: IntCounter,
     pub holding: IntGauge,
     pub hold_timeouts: IntCounter,

@@ -1,7 +1,11 @@
 //! The Pingora side: [`Proxy`] implements `ProxyHttp`. Routing and endpoint choice happen per
 //! attempt in `upstream_peer`; failures mark the endpoint and retry elsewhere; with no usable
-//! endpoint the request is held ([`hold`]) instead of failing.
+//! endpoint the request is held ([`hold`]) instead of failing. Each attempt is counted in its
+//! endpoint's load until it ends, and its time to the first byte feeds the endpoint's
+//! response-time estimate; an idempotent attempt with another endpoint left waits for its first
+//! byte only as long as the group's estimate allows ([`deadline`]), then goes elsewhere.
 
+mod deadline;
 mod hold;
 pub mod reject;
 mod respond;
@@ -21,7 +25,7 @@ use crate::limits::connections;
 use crate::limits::request as limits;
 use crate::live::{Live, SharedLive};
 use crate::metrics::Attempt;
-use crate::upstream::{Endpoint, Group};
+use crate::upstream::{Endpoint, Group, Pod};
 
 pub struct Proxy {
     live: SharedLive,
@@ -38,6 +42,15 @@ pub struct RequestCtx {
     /// Endpoints this request failed on, in order.
     tried: Vec<SocketAddr>,
     current: Option<Arc<Endpoint>>,
+    /// The current attempt, counted in its endpoint's load until it ends.
+    in_flight: Option<upstream::InFlight<Pod>>,
+    /// The current attempt's first-byte deadline, if it has one.
+    first_byte_deadline: Option<Duration>,
+    /// An attempt of this request was cut at its first-byte deadline: the next ones wait the
+    /// full read timeout (the request may be slow by nature; it is never cut twice).
+    cut: bool,
+    /// The current attempt's answer has begun (its header came back).
+    answered: bool,
     attempts: u32,
     /// Time spent waiting for an endpoint.
     held: Duration,
@@ -52,6 +65,7 @@ impl Proxy {
     }
 
     fn record_failure(&self, ctx: &mut RequestCtx, outcome: Attempt) {
+        ctx.in_flight = None;
         if let (Some(group), Some(endpoint)) = (&ctx.group, &ctx.current) {
             group.events.metrics.attempt(outcome);
             ctx.tried.push(endpoint.addr);
@@ -72,6 +86,10 @@ impl ProxyHttp for Proxy {
             group: None,
             tried: Vec::new(),
             current: None,
+            in_flight: None,
+            first_byte_deadline: None,
+            cut: false,
+            answered: false,
             attempts: 0,
             held: Duration::ZERO,
             unavailable: None,
@@ -145,7 +163,7 @@ impl ProxyHttp for Proxy {
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let group = Arc::clone(ctx.group.as_ref().ok_or_else(|| {
@@ -174,11 +192,22 @@ impl ProxyHttp for Proxy {
         } else {
             settings.failover_connect_timeout
         });
-        options.read_timeout = Some(settings.read_timeout);
+        let first_byte = if last_chance || ctx.cut || !deadline::applies(session.req_header()) {
+            None
+        } else {
+            settings
+                .first_byte
+                .deadline(group.members().latency_estimate())
+                .filter(|d| *d < settings.read_timeout)
+        };
+        options.read_timeout = Some(first_byte.unwrap_or(settings.read_timeout));
         options.write_timeout = Some(settings.write_timeout);
         options.idle_timeout = Some(settings.idle_timeout);
         // Connections pooled to an earlier incarnation of this address are never reused.
         peer.group_key = endpoint.incarnation();
+        ctx.first_byte_deadline = first_byte;
+        ctx.answered = false;
+        ctx.in_flight = Some(endpoint.begin());
         ctx.current = Some(endpoint);
         Ok(Box::new(peer))
     }
@@ -197,7 +226,11 @@ impl ProxyHttp for Proxy {
         };
         self.record_failure(ctx, outcome);
         if let (Some(group), Some(endpoint)) = (&ctx.group, &ctx.current) {
-            group.eject(endpoint.addr, &e.to_string());
+            group.eject(
+                endpoint.addr,
+                &e.to_string(),
+                outcome == Attempt::ConnectRefused,
+            );
         }
         // Nothing reached the upstream: safe to retry any method elsewhere.
         if ctx.attempts < ctx.live.upstream.max_attempts {
@@ -214,7 +247,38 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
         client_reused: bool,
     ) -> Box<Error> {
-        self.record_failure(ctx, Attempt::UpstreamError);
+        // A read timeout before the answer began. If the endpoint answered nothing else meanwhile
+        // (no request, no check) it stalls: frozen or overwhelmed. It is priced at what it was
+        // given and ejected as a refused one is. If it did answer others, the request is the
+        // slow one and the endpoint stays. Either way an attempt cut at its first-byte deadline
+        // (only idempotent requests with another endpoint left have one) goes elsewhere.
+        let stalled = e.etype() == &ErrorType::ReadTimedout && !ctx.answered;
+        if stalled {
+            if let (Some(group), Some(endpoint), Some(in_flight)) =
+                (&ctx.group, &ctx.current, &ctx.in_flight)
+            {
+                let waited = in_flight.elapsed().as_millis();
+                match in_flight.no_answer() {
+                    upstream::NoAnswer::Stalled => {
+                        let reason = format!("no answer within {waited} ms");
+                        group.eject(endpoint.addr, &reason, false);
+                    }
+                    upstream::NoAnswer::SlowRequest => tracing::debug!(
+                        group = group.name(),
+                        addr = %endpoint.addr,
+                        waited,
+                        "no answer in time, but the endpoint answers others: not ejected"
+                    ),
+                }
+            }
+            ctx.cut |= ctx.first_byte_deadline.is_some();
+        }
+        let outcome = if stalled {
+            Attempt::FirstByteTimeout
+        } else {
+            Attempt::UpstreamError
+        };
+        self.record_failure(ctx, outcome);
         let mut e = e.more_context(format!("Peer: {peer}"));
         // The request may have reached the upstream: only an idempotent request with its whole
         // body buffered is retried, and only when a reused pooled connection failed before any
@@ -222,6 +286,9 @@ impl ProxyHttp for Proxy {
         let idempotent = session.req_header().method.is_idempotent();
         if !idempotent || session.as_ref().retry_buffer_truncated() {
             e.set_retry(false);
+        } else if stalled && ctx.first_byte_deadline.is_some() {
+            // Cut by our own deadline before any byte of the answer: nothing reached the client.
+            e.set_retry(true);
         } else {
             e.retry.decide_reuse(client_reused);
         }
@@ -237,6 +304,10 @@ impl ProxyHttp for Proxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        ctx.answered = true;
+        if let Some(in_flight) = &ctx.in_flight {
+            in_flight.answered();
+        }
         if let Some(endpoint) = &ctx.current {
             upstream_response
                 .insert_header("X-Upstream-Addr", endpoint.data.header_value.clone())?;

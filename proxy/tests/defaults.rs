@@ -37,6 +37,23 @@ fn readme_row(readme: &str, flag: &str) -> Vec<String> {
         .collect()
 }
 
+/// A value as it is written on the command line.
+fn value_name(v: impl clap::ValueEnum) -> String {
+    v.to_possible_value()
+        .expect("not skipped")
+        .get_name()
+        .to_owned()
+}
+
+fn health_kind(kind: &proxy::config::HealthKind) -> proxy::config::CheckKind {
+    use proxy::config::{CheckKind, HealthKind};
+    match kind {
+        HealthKind::Tcp => CheckKind::Tcp,
+        HealthKind::Http { .. } => CheckKind::Http,
+        HealthKind::Responds { .. } => CheckKind::Responds,
+    }
+}
+
 #[test]
 fn help_and_readme_state_the_defaults_the_config_applies() {
     let source = Source {
@@ -61,6 +78,12 @@ fn help_and_readme_state_the_defaults_the_config_applies() {
         ),
         ("--hold-timeout", d(c.upstream.hold_timeout)),
         ("--max-attempts", c.upstream.max_attempts.to_string()),
+        ("--balance", value_name(c.upstream.balance)),
+        (
+            "--first-byte-timeout",
+            c.upstream.first_byte.spec.to_string(),
+        ),
+        ("--health-kind", value_name(health_kind(&c.health.kind))),
         ("--health-interval", d(c.health.interval)),
         ("--shutdown-delay", d(c.shutdown_delay)),
         ("--shutdown-timeout", d(c.shutdown_timeout)),

@@ -5,84 +5,10 @@ mod support;
 
 use std::time::Duration;
 
-use support::{assert_no_failures, ip, Load, Pod, ProxyProcess, Sample, NAME, POD_PORT};
-use testkit::{DnsMode, DnsServer};
+use support::{assert_no_failures, ip, served_by, warm_up, Lab, Load, Pod, NAME, POD_PORT};
+use testkit::DnsMode;
 
 const TICK: Duration = Duration::from_millis(20);
-
-struct Lab {
-    net: u8,
-    dns: DnsServer,
-    pods: Vec<Pod>,
-    proxy: ProxyProcess,
-}
-
-impl Lab {
-    /// DNS on 127.0.<net>.53, pods on 127.0.<net>.<host>:8000, the proxy on 127.0.<net>.254.
-    async fn start(net: u8, hosts: &[u8], extra: &[&str]) -> Self {
-        let dns = DnsServer::start(ip(net, 53)).await.unwrap();
-        let mut pods = Vec::new();
-        for host in hosts {
-            pods.push(Pod::start(ip(net, *host), POD_PORT, &format!("pod-{host}")).await);
-        }
-        dns.set(NAME, &pods.iter().map(|p| p.ip()).collect::<Vec<_>>());
-        let upstream = format!("{NAME}:{POD_PORT}");
-        let resolver = dns.addr().to_string();
-        let mut args = vec![
-            "--upstream",
-            upstream.as_str(),
-            "--resolver",
-            resolver.as_str(),
-        ];
-        args.extend_from_slice(extra);
-        let proxy = ProxyProcess::start(
-            (ip(net, 254), 8080).into(),
-            (ip(net, 254), 9091).into(),
-            &args,
-        )
-        .await;
-        Self {
-            net,
-            dns,
-            pods,
-            proxy,
-        }
-    }
-
-    fn pod(&mut self, host: u8) -> &mut Pod {
-        let addr = ip(self.net, host);
-        self.pods
-            .iter_mut()
-            .find(|p| p.ip() == addr)
-            .expect("no such pod")
-    }
-
-    fn set_dns(&self, hosts: &[u8]) {
-        let ips: Vec<_> = hosts.iter().map(|h| ip(self.net, *h)).collect();
-        self.dns.set(NAME, &ips);
-    }
-
-    fn addr(&self, host: u8) -> String {
-        format!("{}:{POD_PORT}", ip(self.net, host))
-    }
-}
-
-fn served_by<'a>(samples: &'a [Sample], addr: &str) -> impl Iterator<Item = &'a Sample> + 'a {
-    let addr = addr.to_owned();
-    samples
-        .iter()
-        .filter(move |s| s.upstream() == Some(addr.as_str()))
-}
-
-async fn warm_up(load: &Load, lab: &Lab, hosts: &[u8]) {
-    for host in hosts {
-        let addr = lab.addr(*host);
-        testkit::wait::until(&format!("{addr} serves"), Duration::from_secs(10), || {
-            served_by(&load.snapshot(), &addr).count() >= 5
-        })
-        .await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_removed_from_dns_and_stopped_costs_no_request() {
@@ -185,7 +111,7 @@ async fn scaling_2_to_1_to_2_gives_the_new_pod_its_share_within_2s() {
         "new pod's first request {:?} after it entered DNS",
         first_to_new - added_at
     );
-    // In the last two seconds the two pods share the load round-robin.
+    // In the last two seconds the two pods share the load evenly.
     let tail: Vec<_> = samples
         .iter()
         .filter(|s| s.sent > added_at + Duration::from_secs(2))

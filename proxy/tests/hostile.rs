@@ -31,7 +31,8 @@ async fn exchange(addr: SocketAddr, request: &[u8]) -> (u16, String) {
 
 async fn proxy_in_front_of(net: u8, upstream: SocketAddr, extra: &[&str]) -> ProxyProcess {
     let upstream = upstream.to_string();
-    let mut args = vec!["--upstream", upstream.as_str()];
+    // TCP checks send no bytes: whatever the upstream records came from a client's request.
+    let mut args = vec!["--upstream", upstream.as_str(), "--health-kind", "tcp"];
     args.extend_from_slice(extra);
     ProxyProcess::start(
         (ip(net, 254), 8080).into(),

@@ -25,6 +25,9 @@ pub trait Observer<X>: Send + Sync + 'static {
     fn checked(&self, _endpoint: &Endpoint<X>, _record: &CheckRecord, _transition: Transition) {}
     /// A request ejected the endpoint.
     fn ejected(&self, _endpoint: &Endpoint<X>, _reason: &str) {}
+    /// A request would have ejected the endpoint, but it is the last usable one: it stays, and
+    /// is checked at once instead.
+    fn spared(&self, _endpoint: &Endpoint<X>, _reason: &str) {}
 }
 
 /// An observer that ignores everything.

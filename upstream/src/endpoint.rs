@@ -4,11 +4,14 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 
 use crate::health::{CheckRecord, Health, Initial, Thresholds, Transition};
+use crate::load::Load;
 
 /// Incarnations are unique in the process, so they can key connection pools across endpoints.
 static NEXT_INCARNATION: AtomicU64 = AtomicU64::new(1);
@@ -25,6 +28,62 @@ pub struct Endpoint<X> {
     incarnation: AtomicU64,
     /// Follows `usable`, for sessions that end when their endpoint goes out.
     usable_tx: watch::Sender<bool>,
+    load: Load,
+    /// Wakes the check task for a check now (a request saw the endpoint stall).
+    pub(crate) recheck: Notify,
+}
+
+/// A request in flight to an endpoint: counted in its load until dropped.
+pub struct InFlight<X> {
+    endpoint: Arc<Endpoint<X>>,
+    started: Instant,
+}
+
+/// Why a request got no answer in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// The endpoint answered other requests or checks meanwhile: this request is slow, the
+    /// endpoint is not.
+    SlowRequest,
+    /// The endpoint answered nothing at all since the request was sent: it stalls (frozen, or
+    /// overwhelmed). Its estimate now counts the time it was given.
+    Stalled,
+}
+
+impl<X> InFlight<X> {
+    pub fn endpoint(&self) -> &Arc<Endpoint<X>> {
+        &self.endpoint
+    }
+
+    /// Time since the request was sent.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The endpoint answered (its first byte, for the proxy): the time it took feeds the estimate.
+    pub fn answered(&self) {
+        let load = &self.endpoint.load;
+        load.observe(self.started.elapsed());
+        load.alive();
+        self.endpoint.lock().served();
+    }
+
+    /// The request was given up for want of an answer: was it the endpoint or the request?
+    pub fn no_answer(&self) -> NoAnswer {
+        let load = &self.endpoint.load;
+        if load.alive_since(self.started) {
+            NoAnswer::SlowRequest
+        } else {
+            load.observe(self.started.elapsed());
+            NoAnswer::Stalled
+        }
+    }
+}
+
+impl<X> Drop for InFlight<X> {
+    fn drop(&mut self) {
+        self.endpoint.load.end();
+    }
 }
 
 impl<X> Endpoint<X> {
@@ -38,7 +97,23 @@ impl<X> Endpoint<X> {
             health: Mutex::new(health),
             incarnation: AtomicU64::new(next_incarnation()),
             usable_tx: watch::channel(usable).0,
+            load: Load::default(),
+            recheck: Notify::new(),
         }
+    }
+
+    /// One more request to it, counted until the guard is dropped.
+    pub fn begin(self: &Arc<Self>) -> InFlight<X> {
+        self.load.start();
+        InFlight {
+            endpoint: Arc::clone(self),
+            started: Instant::now(),
+        }
+    }
+
+    /// Its requests in flight and response-time estimate.
+    pub fn load(&self) -> &Load {
+        &self.load
     }
 
     /// May new traffic go here? (Up and not ejected.)

@@ -52,6 +52,8 @@ pub struct Health {
     pub passes: u32,
     pub fails: u32,
     pub ejected: Option<Ejection>,
+    /// Ejections since a request was last answered: each one lengthens the next probation.
+    pub ejections_in_a_row: u32,
     pub last: Option<CheckRecord>,
     /// When `up` last changed (or the endpoint appeared).
     pub since: SystemTime,
@@ -64,6 +66,7 @@ impl Health {
             passes: 0,
             fails: 0,
             ejected: None,
+            ejections_in_a_row: 0,
             last: None,
             since: SystemTime::now(),
         }
@@ -88,7 +91,8 @@ impl Health {
                 self.since = at;
                 return Transition::Up;
             }
-            if self.up && self.ejected.take().is_some() {
+            if self.up && self.ejected.is_some() && self.passes >= self.probation() {
+                self.ejected = None;
                 return Transition::Readmitted;
             }
         } else {
@@ -103,7 +107,8 @@ impl Health {
         Transition::None
     }
 
-    /// Takes the endpoint out of rotation until a check passes; false if it already was out.
+    /// Takes the endpoint out of rotation until it passes its probation; false if it already
+    /// was out.
     pub fn eject(&mut self, reason: &str) -> bool {
         if self.ejected.is_some() {
             return false;
@@ -112,7 +117,20 @@ impl Health {
             reason: reason.to_owned(),
             at: SystemTime::now(),
         });
+        self.ejections_in_a_row = self.ejections_in_a_row.saturating_add(1);
+        self.passes = 0;
         true
+    }
+
+    /// Passing checks an ejected endpoint needs before it is re-admitted: 1 after its first
+    /// ejection, then 2, 4 and at most 8 while it keeps failing requests between answers.
+    pub fn probation(&self) -> u32 {
+        1 << self.ejections_in_a_row.saturating_sub(1).min(3)
+    }
+
+    /// A request was answered: the endpoint's next ejection starts a fresh probation.
+    pub fn served(&mut self) {
+        self.ejections_in_a_row = 0;
     }
 }
 
@@ -166,6 +184,28 @@ mod tests {
         assert!(!h.usable());
         assert_eq!(h.record(check(true), T), Transition::Readmitted);
         assert!(h.usable());
+    }
+
+    #[test]
+    fn probation_doubles_while_it_keeps_failing_requests_and_resets_once_it_answers() {
+        let mut h = Health::new(Initial::Up);
+        h.eject("stalled");
+        assert_eq!(h.probation(), 1);
+        assert_eq!(h.record(check(true), T), Transition::Readmitted);
+        h.eject("stalled again");
+        assert_eq!(h.probation(), 2);
+        assert_eq!(h.record(check(true), T), Transition::None);
+        assert_eq!(h.record(check(true), T), Transition::Readmitted);
+        for _ in 0..5 {
+            h.eject("stalled");
+            while h.record(check(true), T) != Transition::Readmitted {}
+        }
+        h.eject("stalled");
+        assert_eq!(h.probation(), 8, "capped");
+        h.served();
+        h.record(check(true), T);
+        h.eject("once more");
+        assert_eq!(h.probation(), 1, "an answer in between starts over");
     }
 
     #[test]

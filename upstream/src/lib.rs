@@ -10,9 +10,11 @@
 mod check;
 mod endpoint;
 mod health;
+mod load;
 mod members;
 
 pub use check::{Check, Observer};
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, InFlight, NoAnswer};
 pub use health::{CheckRecord, Ejection, Health, Initial, Thresholds, Transition};
-pub use members::{Members, Pick, Settings};
+pub use load::Load;
+pub use members::{Choice, Members, Pick, Settings};

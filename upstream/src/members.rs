@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -19,7 +19,22 @@ use crate::check::{Check, Observer};
 use crate::endpoint::Endpoint;
 use crate::health::{CheckRecord, Initial, Thresholds, Transition};
 
-/// How endpoints are checked.
+/// How the next endpoint is chosen among the usable ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Choice {
+    /// Each in turn.
+    RoundRobin,
+    /// Power of two choices: two at random, the one with the lower load (peak-EWMA response
+    /// time × requests in flight). A slow or frozen endpoint gets less and less.
+    #[default]
+    LeastLoaded,
+}
+
+/// One endpoint is cheaper than another when the other costs more than this many times as much.
+/// An endpoint with one request stuck (twice the cost of an idle equal one) is avoided.
+const TIE: f64 = 1.5;
+
+/// How endpoints are checked and chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     /// Time between two checks of one endpoint; the first runs at once.
@@ -28,6 +43,7 @@ pub struct Settings {
     pub check_timeout: Duration,
     pub thresholds: Thresholds,
     pub initial: Initial,
+    pub choice: Choice,
 }
 
 /// A chosen endpoint, and whether another usable one was left to try.
@@ -62,6 +78,8 @@ pub struct Members<X> {
     table: ArcSwap<Vec<Arc<Endpoint<X>>>>,
     applied: ArcSwapOption<BTreeSet<SocketAddr>>,
     cursor: AtomicUsize,
+    /// The chooser's random numbers (xorshift; quality does not matter, speed does).
+    random: AtomicU64,
 }
 
 impl<X: Send + Sync + 'static> Members<X> {
@@ -83,6 +101,7 @@ impl<X: Send + Sync + 'static> Members<X> {
             table: ArcSwap::default(),
             applied: ArcSwapOption::empty(),
             cursor: AtomicUsize::new(0),
+            random: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
         })
     }
 
@@ -116,7 +135,8 @@ impl<X: Send + Sync + 'static> Members<X> {
             .collect()
     }
 
-    /// The next usable endpoint not in `tried`, round-robin over those.
+    /// The next usable endpoint not in `tried`, by the settings' [`Choice`], and whether another
+    /// was left to try.
     pub fn pick(&self, tried: &[SocketAddr]) -> Option<Pick<X>> {
         let table = self.table.load();
         let candidate = |e: &&Arc<Endpoint<X>>| e.usable() && !tried.contains(&e.addr);
@@ -124,20 +144,96 @@ impl<X: Send + Sync + 'static> Members<X> {
         if count == 0 {
             return None;
         }
-        let nth = self.cursor.fetch_add(1, Ordering::Relaxed) % count;
-        let endpoint = Arc::clone(table.iter().filter(candidate).nth(nth)?);
+        let endpoint = match self.shared.settings.choice {
+            Choice::RoundRobin => {
+                let nth = self.cursor.fetch_add(1, Ordering::Relaxed) % count;
+                table.iter().filter(candidate).nth(nth)?
+            }
+            Choice::LeastLoaded if count == 1 => table.iter().find(candidate)?,
+            Choice::LeastLoaded => {
+                let first = self.random() % count;
+                // A different second one: offset 1..count from the first.
+                let second = (first + 1 + self.random() % (count - 1)) % count;
+                let a = table.iter().filter(candidate).nth(first)?;
+                let b = table.iter().filter(candidate).nth(second)?;
+                // An endpoint never observed is priced at the group's estimate: a new pod gets
+                // its share, neither flooded nor starved.
+                let unknown = self.latency_estimate().unwrap_or(Duration::from_millis(10));
+                // Costs within TIE of each other are a tie, and the random first stands: equal
+                // pods share the load evenly instead of the one measured a hair faster taking it
+                // all while nothing is in flight.
+                if b.load().cost(unknown) * TIE < a.load().cost(unknown) {
+                    b
+                } else {
+                    a
+                }
+            }
+        };
         Some(Pick {
-            endpoint,
+            endpoint: Arc::clone(endpoint),
             alternatives: count > 1,
         })
     }
 
-    /// A request could not use `addr`: out of rotation until a check passes. True when this
-    /// call ejected it.
+    /// The usable endpoints' mean response-time estimate (None before any was observed): what a
+    /// request to this upstream typically takes.
+    pub fn latency_estimate(&self) -> Option<Duration> {
+        let table = self.table.load();
+        let estimates: Vec<Duration> = table
+            .iter()
+            .filter(|e| e.usable())
+            .filter_map(|e| e.load().estimate())
+            .collect();
+        let n = u32::try_from(estimates.len()).ok().filter(|n| *n > 0)?;
+        Some(estimates.iter().sum::<Duration>() / n)
+    }
+
+    /// Asks for a check of `addr` now, out of its interval.
+    pub fn check_now(&self, addr: &SocketAddr) {
+        if let Some(endpoint) = self.get(addr) {
+            endpoint.recheck.notify_one();
+        }
+    }
+
+    fn random(&self) -> usize {
+        let mut x = self.random.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.random.store(x, Ordering::Relaxed);
+        x as usize
+    }
+
+    /// A request could not use `addr`, for certain (its connection was refused): out of rotation
+    /// until it passes its probation, and checked at once. True when this call ejected it.
     pub fn eject(&self, addr: &SocketAddr, reason: &str) -> bool {
+        self.take_out(addr, reason, false)
+    }
+
+    /// A request could not use `addr`, but the failure may be a passing one (a connect timed
+    /// out: one dropped SYN; no answer in time): as [`Members::eject`], except that the last
+    /// usable endpoint stays in rotation (spared) and its check, run at once, decides. One
+    /// dropped SYN must not leave the group with nothing while the pod is fine.
+    pub fn eject_unless_last(&self, addr: &SocketAddr, reason: &str) -> bool {
+        self.take_out(addr, reason, true)
+    }
+
+    fn take_out(&self, addr: &SocketAddr, reason: &str, spare_the_last: bool) -> bool {
         let Some(endpoint) = self.get(addr) else {
             return false;
         };
+        endpoint.recheck.notify_one();
+        if spare_the_last && endpoint.usable() {
+            let others = self
+                .table
+                .load()
+                .iter()
+                .any(|e| e.addr != *addr && e.usable());
+            if !others {
+                self.shared.observer.spared(&endpoint, reason);
+                return false;
+            }
+        }
         if !endpoint.eject(reason) {
             return false;
         }
@@ -282,7 +378,10 @@ async fn checks<X: Send + Sync + 'static>(endpoint: Arc<Endpoint<X>>, shared: Ar
     let mut ticks = tokio::time::interval(settings.interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = endpoint.recheck.notified() => ticks.reset(),
+        }
         let at = SystemTime::now();
         let started = Instant::now();
         let result = tokio::time::timeout(settings.check_timeout, shared.check.check(&endpoint))
@@ -293,7 +392,13 @@ async fn checks<X: Send + Sync + 'static>(endpoint: Arc<Endpoint<X>>, shared: Ar
             duration: started.elapsed(),
             result,
         };
+        if record.result.is_ok() {
+            endpoint.load().alive();
+        }
         let transition = endpoint.observe(record.clone(), settings.thresholds);
+        if matches!(transition, Transition::Up | Transition::Readmitted) {
+            endpoint.load().forget();
+        }
         shared.observer.checked(&endpoint, &record, transition);
         if transition != Transition::None {
             shared.notify();

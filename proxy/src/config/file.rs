@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::tuning::{Balance, CheckKind, FirstByteSpec};
 use super::{ConfigError, LogFormat};
 
 #[derive(Debug, Default, Deserialize)]
@@ -54,6 +55,12 @@ pub struct UpstreamFile {
     pub max_attempts: Option<u32>,
     #[serde(default, with = "humantime_serde")]
     pub hold_timeout: Option<Duration>,
+    pub balance: Option<Balance>,
+    pub first_byte_timeout: Option<FirstByteSpec>,
+    #[serde(default, with = "humantime_serde")]
+    pub first_byte_timeout_min: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub first_byte_timeout_max: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,7 +70,9 @@ pub struct HealthFile {
     pub interval: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
-    /// Check with `GET <path>` expecting 2xx instead of a TCP connect.
+    /// `responds` (default), `http` or `tcp`.
+    pub kind: Option<CheckKind>,
+    /// The path of the `responds` and `http` checks; given alone, it means `http`.
     pub path: Option<String>,
     pub fall: Option<u32>,
     pub rise: Option<u32>,

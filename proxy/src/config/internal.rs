@@ -6,6 +6,7 @@ use std::time::Duration;
 use discovery::{ResolverSpec, Target};
 
 use super::file::{FileConfig, GroupFile};
+use super::tuning::{Balance, CheckKind, FirstByte, FirstByteSpec};
 use super::Limits;
 use super::Overrides;
 use super::{ConfigError, LogFormat};
@@ -43,6 +44,9 @@ pub struct UpstreamSettings {
     pub max_attempts: u32,
     /// How long a request waits for an endpoint to appear before 503.
     pub hold_timeout: Duration,
+    pub balance: Balance,
+    /// How long an attempt waits for its first byte while another endpoint is left.
+    pub first_byte: FirstByte,
 }
 
 /// Active health checks of every endpoint.
@@ -64,6 +68,8 @@ pub enum HealthKind {
     Tcp,
     /// `GET path` answers 2xx.
     Http { path: String },
+    /// `GET path` gets an answer, whatever its status.
+    Responds { path: String },
 }
 
 /// One upstream group and the requests it serves.
@@ -75,6 +81,8 @@ pub struct GroupConfig {
     pub hosts: Vec<String>,
     pub path_prefix: String,
     pub health: HealthKind,
+    /// How this group's next endpoint is chosen (`upstream.balance`).
+    pub balance: Balance,
 }
 
 const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -87,10 +95,11 @@ impl Config {
         let ms = Duration::from_millis;
         let up = &file.upstream;
         let upstream = UpstreamSettings {
+            // Linux retransmits a lost SYN after 1 s: the last candidate gets longer than that.
             connect_timeout: given
                 .connect_timeout
                 .or(up.connect_timeout)
-                .unwrap_or(secs(1)),
+                .unwrap_or(secs(2)),
             failover_connect_timeout: given
                 .failover_connect_timeout
                 .or(up.failover_connect_timeout)
@@ -100,12 +109,44 @@ impl Config {
             idle_timeout: up.idle_timeout.unwrap_or(secs(60)),
             max_attempts: given.max_attempts.or(up.max_attempts).unwrap_or(3),
             hold_timeout: given.hold_timeout.or(up.hold_timeout).unwrap_or(secs(10)),
-        };
-        let default_kind = match given.health_path.clone().or(file.health.path.clone()) {
-            Some(path) => HealthKind::Http {
-                path: check_path("health.path", path)?,
+            balance: given.balance.or(up.balance).unwrap_or_default(),
+            first_byte: FirstByte {
+                spec: given
+                    .first_byte_timeout
+                    .or(up.first_byte_timeout)
+                    .unwrap_or(FirstByteSpec::Auto),
+                min: up.first_byte_timeout_min.unwrap_or(secs(1)),
+                max: up.first_byte_timeout_max.unwrap_or(secs(10)),
             },
-            None => HealthKind::Tcp,
+        };
+        if upstream.first_byte.min > upstream.first_byte.max || upstream.first_byte.min.is_zero() {
+            return Err(ConfigError::invalid(
+                "upstream.first_byte_timeout_min",
+                "must be above zero and at most upstream.first_byte_timeout_max",
+            ));
+        }
+        let path = given.health_path.clone().or(file.health.path.clone());
+        let kind = given
+            .health_kind
+            .or(file.health.kind)
+            .unwrap_or(if path.is_some() {
+                CheckKind::Http
+            } else {
+                CheckKind::Responds
+            });
+        let default_kind = match kind {
+            CheckKind::Tcp => HealthKind::Tcp,
+            CheckKind::Http => HealthKind::Http {
+                path: check_path(
+                    "health.path",
+                    path.ok_or_else(|| {
+                        ConfigError::invalid("health.path", "the http check needs a path")
+                    })?,
+                )?,
+            },
+            CheckKind::Responds => HealthKind::Responds {
+                path: check_path("health.path", path.unwrap_or_else(|| "/".into()))?,
+            },
         };
         let health = HealthSettings {
             interval: given
@@ -122,18 +163,19 @@ impl Config {
             .groups
             .iter()
             .enumerate()
-            .map(|(i, g)| group(i, g, &health.kind))
+            .map(|(i, g)| group(i, g, &health.kind, upstream.balance))
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(upstream) = &given.upstream {
+        if let Some(target) = &given.upstream {
             groups.retain(|g| g.name != "default");
             groups.push(GroupConfig {
                 name: "default".into(),
-                target: upstream
+                target: target
                     .parse()
                     .map_err(|e| ConfigError::invalid("--upstream", format!("{e}")))?,
                 hosts: Vec::new(),
                 path_prefix: "/".into(),
                 health: health.kind.clone(),
+                balance: upstream.balance,
             });
         }
 
@@ -227,7 +269,12 @@ impl Config {
     }
 }
 
-fn group(i: usize, g: &GroupFile, default_health: &HealthKind) -> Result<GroupConfig, ConfigError> {
+fn group(
+    i: usize,
+    g: &GroupFile,
+    default_health: &HealthKind,
+    balance: Balance,
+) -> Result<GroupConfig, ConfigError> {
     let key = |k: &str| format!("groups[{i}].{k}");
     if g.name.is_empty() {
         return Err(ConfigError::invalid(key("name"), "must not be empty"));
@@ -255,6 +302,7 @@ fn group(i: usize, g: &GroupFile, default_health: &HealthKind) -> Result<GroupCo
         hosts: g.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
         path_prefix,
         health,
+        balance,
     })
 }
 
@@ -294,10 +342,16 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(c.admin, "127.0.0.1:9091".parse().unwrap());
-        assert_eq!(c.upstream.connect_timeout, Duration::from_secs(1));
+        assert_eq!(c.upstream.connect_timeout, Duration::from_secs(2));
         assert_eq!(c.upstream.hold_timeout, Duration::from_secs(10));
+        assert_eq!(c.upstream.balance, Balance::LeastLoaded);
+        assert_eq!(c.upstream.first_byte.spec, FirstByteSpec::Auto);
         assert_eq!(c.health.interval, Duration::from_secs(1));
-        assert_eq!(c.health.kind, HealthKind::Tcp);
+        assert_eq!(
+            c.health.kind,
+            HealthKind::Responds { path: "/".into() },
+            "the default check tells a frozen pod from a live one"
+        );
         assert_eq!(c.groups.len(), 1);
         assert_eq!(c.groups[0].name, "default");
         assert_eq!(c.resolver, ResolverSpec::System);
@@ -308,12 +362,13 @@ mod tests {
         let yaml = "listen: 127.0.0.1:1000\nupstream:\n  hold_timeout: 3s\n  connect_timeout: 2s\ngroups:\n  - name: api\n    upstream: api:80\n    hosts: [API.example.com]\n    path_prefix: /api\n";
         let c = build(
             &["--listen", "127.0.0.1:2000", "--hold-timeout", "500ms"],
-            yaml,
+            yaml.replace("connect_timeout: 2s", "connect_timeout: 3s")
+                .as_str(),
         )
         .unwrap();
         assert_eq!(c.listen, "127.0.0.1:2000".parse().unwrap());
         assert_eq!(c.upstream.hold_timeout, Duration::from_millis(500));
-        assert_eq!(c.upstream.connect_timeout, Duration::from_secs(2));
+        assert_eq!(c.upstream.connect_timeout, Duration::from_secs(3));
         assert_eq!(c.groups[0].hosts, vec!["api.example.com".to_string()]);
         assert_eq!(c.groups[0].path_prefix, "/api");
     }

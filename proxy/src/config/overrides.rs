@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::file::FileConfig;
+use super::tuning::{Balance, CheckKind, FirstByteSpec};
 use super::{Config, ConfigError, LogFormat};
 
 #[derive(Debug, Clone, Default)]
@@ -21,6 +22,9 @@ pub struct Overrides {
     pub hold_timeout: Option<Duration>,
     pub max_attempts: Option<u32>,
     pub health_path: Option<String>,
+    pub health_kind: Option<CheckKind>,
+    pub balance: Option<Balance>,
+    pub first_byte_timeout: Option<FirstByteSpec>,
     pub health_interval: Option<Duration>,
     pub threads: Option<usize>,
     pub shutdown_delay: Option<Duration>,

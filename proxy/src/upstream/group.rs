@@ -63,6 +63,7 @@ impl Group {
                 },
                 // Kubernetes lists only ready pods in DNS, and the first check runs at once.
                 initial: Initial::Up,
+                choice: config.balance.choice(),
             },
             Arc::new(PingoraCheck(checker)),
             Arc::new(GroupObserver::new(Arc::clone(&name), metrics.clone())),
@@ -159,9 +160,11 @@ impl Group {
         })
     }
 
-    /// A request failed to reach `addr`: eject it until an active check passes, and ask DNS
-    /// again at once in case the pod is gone.
-    pub fn eject(&self, addr: std::net::SocketAddr, reason: &str) {
+    /// A request failed on `addr`: eject it until it passes its probation checks, and ask DNS
+    /// again at once in case the pod is gone. A `certain` failure (connection refused) takes out
+    /// even the last usable endpoint (requests are then held); a doubtful one (a connect timeout,
+    /// no answer in time) spares it, and its check decides.
+    pub fn eject(&self, addr: std::net::SocketAddr, reason: &str, certain: bool) {
         let Some(endpoint) = self.members.get(&addr) else {
             return;
         };
@@ -169,7 +172,12 @@ impl Group {
             .data
             .failed_attempts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if self.members.eject(&addr, reason) {
+        let ejected = if certain {
+            self.members.eject(&addr, reason)
+        } else {
+            self.members.eject_unless_last(&addr, reason)
+        };
+        if ejected {
             if let Some(d) = self.discovery() {
                 d.refresh();
             }

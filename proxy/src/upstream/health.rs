@@ -20,32 +20,35 @@ use crate::metrics::GroupMetrics;
 /// The check shared by every endpoint of a group.
 pub type Checker = Arc<dyn HealthCheck + Send + Sync>;
 
-/// Builds the check: a TCP connect, or `GET path` expecting 2xx with `Host: host`.
+/// Builds the check: a TCP connect, or `GET path` with `Host: host` expecting 2xx (`Http`) or
+/// any answer (`Responds`), each on a new connection and within `timeout` per step.
 pub fn checker(kind: &HealthKind, host: &str, timeout: Duration) -> Result<Checker, String> {
-    Ok(match kind {
+    let http = |path: &str, any_status: bool| -> Result<Checker, String> {
+        let mut check = HttpHealthCheck::new(host, false);
+        check.req = crate::check_request::build(path, host)?;
+        check.peer_template.options.connection_timeout = Some(timeout);
+        check.peer_template.options.read_timeout = Some(timeout);
+        check.validator = Some(Box::new(move |resp: &ResponseHeader| {
+            if any_status || resp.status.is_success() {
+                Ok(())
+            } else {
+                pingora_core::Error::e_explain(
+                    pingora_core::ErrorType::HTTPStatus(resp.status.as_u16()),
+                    "health check answered non-2xx",
+                )
+            }
+        }));
+        Ok(Arc::new(check))
+    };
+    match kind {
         HealthKind::Tcp => {
             let mut check = TcpHealthCheck::new();
             check.peer_template.options.connection_timeout = Some(timeout);
-            Arc::from(check as Box<dyn HealthCheck + Send + Sync>)
+            Ok(Arc::from(check as Box<dyn HealthCheck + Send + Sync>))
         }
-        HealthKind::Http { path } => {
-            let mut check = HttpHealthCheck::new(host, false);
-            check.req = crate::check_request::build(path, host)?;
-            check.peer_template.options.connection_timeout = Some(timeout);
-            check.peer_template.options.read_timeout = Some(timeout);
-            check.validator = Some(Box::new(|resp: &ResponseHeader| {
-                if resp.status.is_success() {
-                    Ok(())
-                } else {
-                    pingora_core::Error::e_explain(
-                        pingora_core::ErrorType::HTTPStatus(resp.status.as_u16()),
-                        "health check answered non-2xx",
-                    )
-                }
-            }));
-            Arc::new(check)
-        }
-    })
+        HealthKind::Http { path } => http(path, false),
+        HealthKind::Responds { path } => http(path, true),
+    }
 }
 
 /// A Pingora checker as the core's [`upstream::Check`].
@@ -113,7 +116,12 @@ impl upstream::Observer<Pod> for GroupObserver {
 
     fn ejected(&self, endpoint: &Endpoint, reason: &str) {
         let (group, addr) = (&self.group, endpoint.addr);
-        warn!(%group, %addr, %reason, "endpoint ejected until an active check passes");
+        warn!(%group, %addr, %reason, "endpoint ejected until it passes its probation checks");
         self.metrics.ejections.inc();
+    }
+
+    fn spared(&self, endpoint: &Endpoint, reason: &str) {
+        let (group, addr) = (&self.group, endpoint.addr);
+        warn!(%group, %addr, %reason, "request failed on the last usable endpoint: kept in rotation, checked now");
     }
 }

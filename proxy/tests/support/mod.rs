@@ -2,11 +2,14 @@
 //! shared port, like the pods of one Service), the proxy binary itself, and a steady request load.
 #![allow(dead_code)]
 
+mod lab;
 mod load;
 mod pod;
 mod proxy;
 mod recorder;
 
+#[allow(unused_imports)]
+pub use lab::{served_by, warm_up, Lab};
 #[allow(unused_imports)]
 pub use load::{assert_no_failures, failures, Load, Outcome, Sample};
 #[allow(unused_imports)]

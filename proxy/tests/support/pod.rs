@@ -1,7 +1,11 @@
 //! A "pod": an HTTP server on its own loopback IP answering every request with its name
-//! (`/slow…` after a second, `/upload…` after reading the whole body). It can
+//! (`/slow…` after a second, `/sleep/<ms>` after that long, `/upload…` after reading the whole
+//! body). It can
 //! be stopped (the IP then refuses connections) or blackholed (the IP stops answering: a listener
-//! whose accept queue is full drops every SYN, as a deleted pod's IP does in a cluster).
+//! whose accept queue is full drops every SYN, as a deleted pod's IP does in a cluster). It can
+//! also fail gray: frozen (as a SIGSTOPped process: the kernel still completes handshakes into
+//! the accept queue, but nothing is accepted or answered until it thaws) or slow (every answer
+//! delayed).
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -21,6 +25,7 @@ pub struct Pod {
     pub name: String,
     pub addr: SocketAddr,
     served: Arc<AtomicU64>,
+    gray: Arc<Gray>,
     server: Option<tokio::task::JoinHandle<()>>,
     blackhole: Vec<socket2::Socket>,
 }
@@ -32,11 +37,18 @@ impl Pod {
             .await
             .unwrap_or_else(|e| panic!("binding pod {name} on {addr}: {e}"));
         let served = Arc::new(AtomicU64::new(0));
-        let server = tokio::spawn(serve(listener, name.to_owned(), Arc::clone(&served)));
+        let gray = Arc::new(Gray::default());
+        let server = tokio::spawn(serve(
+            listener,
+            name.to_owned(),
+            Arc::clone(&served),
+            Arc::clone(&gray),
+        ));
         Self {
             name: name.to_owned(),
             addr,
             served,
+            gray,
             server: Some(server),
             blackhole: Vec::new(),
         }
@@ -52,6 +64,22 @@ impl Pod {
     /// Requests this pod answered.
     pub fn served(&self) -> u64 {
         self.served.load(Ordering::Relaxed)
+    }
+
+    /// Freezes the pod: nothing is accepted or answered (connections and requests wait) until
+    /// [`Pod::thaw`].
+    pub fn freeze(&self) {
+        self.gray.frozen.send_replace(true);
+    }
+
+    pub fn thaw(&self) {
+        self.gray.frozen.send_replace(false);
+    }
+
+    /// Every answer from now on comes `delay` late.
+    pub fn set_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.gray.delay_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Stops serving: the listener and every connection close; the IP refuses connections.
@@ -90,23 +118,57 @@ impl Drop for Pod {
     }
 }
 
-async fn serve(listener: TcpListener, name: String, served: Arc<AtomicU64>) {
+/// How the pod fails gray.
+struct Gray {
+    frozen: tokio::sync::watch::Sender<bool>,
+    delay_ms: AtomicU64,
+}
+
+impl Default for Gray {
+    fn default() -> Self {
+        Self {
+            frozen: tokio::sync::watch::channel(false).0,
+            delay_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Gray {
+    /// Returns once the pod is not frozen.
+    async fn running(&self) {
+        let mut frozen = self.frozen.subscribe();
+        let _ = frozen.wait_for(|f| !*f).await;
+    }
+}
+
+async fn serve(listener: TcpListener, name: String, served: Arc<AtomicU64>, gray: Arc<Gray>) {
     // Connections are tasks of this set, so aborting the server closes them all.
     let mut connections = JoinSet::new();
     loop {
+        gray.running().await;
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let name = name.clone();
         let served = Arc::clone(&served);
+        let gray = Arc::clone(&gray);
         connections.spawn(async move {
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                 let name = name.clone();
                 let served = Arc::clone(&served);
+                let gray = Arc::clone(&gray);
                 async move {
+                    gray.running().await;
+                    let delay = gray.delay_ms.load(Ordering::Relaxed);
+                    if delay > 0 {
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
+                    }
                     let path = req.uri().path().to_owned();
                     if path.starts_with("/slow") {
                         tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    if let Some(ms) = path.strip_prefix("/sleep/").and_then(|n| n.parse().ok()) {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
                     }
                     // An upload is answered only once its whole body is in, like a real handler.
                     if path.starts_with("/upload") {
