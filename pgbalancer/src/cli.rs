@@ -106,6 +106,13 @@ pub struct Cli {
     #[arg(long, env = "PGBALANCER_CONNECT_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub connect_timeout: Option<Duration>,
 
+    /// How long a server may take to answer a client's first packet (StartupMessage or
+    /// SSLRequest) while another server is left to try; then the client goes to that one. A
+    /// frozen server (its kernel still completes the TCP handshake) costs a new client at most
+    /// this. The last server left waits as long as the client does. [default: 1s]
+    #[arg(long, env = "PGBALANCER_FIRST_ANSWER_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub first_answer_timeout: Option<Duration>,
+
     /// A client must send its first packet within this. [default: 10s]
     #[arg(long, env = "PGBALANCER_CLIENT_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub client_timeout: Option<Duration>,

@@ -98,6 +98,8 @@ pub struct Config {
     pub check: CheckConfig,
     pub hold_timeout: Duration,
     pub connect_timeout: Duration,
+    /// A server's first answer, while another is left to try.
+    pub first_answer_timeout: Duration,
     pub client_timeout: Duration,
     /// Client connections at once, whatever state they are in.
     pub max_connections: usize,
@@ -144,6 +146,7 @@ impl TryFrom<Layers<'_>> for Config {
             check,
             hold_timeout,
             connect_timeout,
+            first_answer_timeout,
             client_timeout,
             max_connections,
             shutdown_grace,
@@ -192,6 +195,11 @@ impl TryFrom<Layers<'_>> for Config {
             connect_timeout: positive(
                 "connect_timeout",
                 cli.connect_timeout.or(connect_timeout),
+                Duration::from_secs(1),
+            )?,
+            first_answer_timeout: positive(
+                "first_answer_timeout",
+                cli.first_answer_timeout.or(first_answer_timeout),
                 Duration::from_secs(1),
             )?,
             client_timeout: positive(

@@ -50,17 +50,24 @@ async fn serve(client: &mut TcpStream, shared: &Shared) -> Outcome {
         cancel::forward(key, &route, shared.config.connect_timeout).await;
         return Outcome::Cancel;
     }
-    let mut server = connect(shared).await;
+    // The first packet goes to a server that answers it: a frozen one is passed over.
+    let mut server = connect(shared, &packet.encode()).await;
     if server.is_none() {
         shared.metrics.no_backend.inc();
     }
+    let mut sent = true;
     for _ in 0..=MAX_NEGOTIATIONS {
-        match (packet, server.as_mut()) {
-            (FirstPacket::Startup { raw }, Some((backend, stream))) => {
-                if let Err(e) = stream.write_all(&raw).await {
-                    warn!(backend = %backend.addr, error = %e, "could not forward the startup packet");
+        if !sent {
+            if let Some((backend, stream)) = server.as_mut() {
+                if let Err(e) = stream.write_all(&packet.encode()).await {
+                    warn!(backend = %backend.addr, error = %e, "could not forward the client's packet");
                     return Outcome::Relayed;
                 }
+            }
+        }
+        sent = false;
+        match (packet, server.as_mut()) {
+            (FirstPacket::Startup { .. }, Some((backend, stream))) => {
                 return run_session(client, stream, backend, shared, true).await;
             }
             (FirstPacket::Startup { .. }, None) => {
@@ -69,8 +76,8 @@ async fn serve(client: &mut TcpStream, shared: &Shared) -> Outcome {
                 protocol::send_error(client, CANNOT_CONNECT_NOW, &message).await;
                 return Outcome::NoBackend;
             }
-            (request @ (FirstPacket::Ssl | FirstPacket::GssEnc), Some((backend, stream))) => {
-                match negotiate(client, stream, &request).await {
+            (FirstPacket::Ssl | FirstPacket::GssEnc, Some((backend, stream))) => {
+                match negotiate(client, stream).await {
                     // Encryption accepted: from here on the bytes are opaque, and the cancel key
                     // is inside TLS; a cancel for this session will be fanned out.
                     Ok(true) => return run_session(client, stream, backend, shared, false).await,
@@ -112,14 +119,9 @@ async fn serve(client: &mut TcpStream, shared: &Shared) -> Outcome {
     Outcome::BadRequest
 }
 
-/// Forwards an SSLRequest or GSSENCRequest and passes the server's one-byte answer back. True
+/// Passes the server's one-byte answer to a forwarded SSLRequest or GSSENCRequest back. True
 /// when the server accepted (anything but `N`): relay opaque bytes from now on.
-async fn negotiate(
-    client: &mut TcpStream,
-    server: &mut TcpStream,
-    request: &FirstPacket,
-) -> std::io::Result<bool> {
-    server.write_all(&request.encode()).await?;
+async fn negotiate(client: &mut TcpStream, server: &mut TcpStream) -> std::io::Result<bool> {
     let answer = server.read_u8().await?;
     client.write_all(&[answer]).await?;
     Ok(answer != b'N')
@@ -153,9 +155,10 @@ async fn run_session(
     Outcome::Relayed
 }
 
-/// The next healthy backend that accepts a TCP connection, trying the others in round-robin order
-/// when one refuses; with none, waits for the pool to change until the hold timeout.
-async fn connect(shared: &Shared) -> Option<(Arc<Backend>, TcpStream)> {
+/// The next healthy backend that accepts a TCP connection and answers `request` (the client's
+/// first packet, sent to it), trying the others in round-robin order when one refuses or does
+/// not answer; with none, waits for the pool to change until the hold timeout.
+async fn connect(shared: &Shared, request: &[u8]) -> Option<(Arc<Backend>, TcpStream)> {
     let deadline = Instant::now() + shared.config.hold_timeout;
     // The backends that refused this client since the pool last changed.
     let refused: Mutex<Vec<SocketAddr>> = Mutex::default();
@@ -176,7 +179,7 @@ async fn connect(shared: &Shared) -> Option<(Arc<Backend>, TcpStream)> {
                     // Something changed (a check passed, DNS moved): every backend deserves a new try.
                     lock(&refused).clear();
                 }
-                try_each(shared, &refused)
+                try_each(shared, &refused, request)
             },
         )
         .await;
@@ -186,35 +189,87 @@ async fn connect(shared: &Shared) -> Option<(Arc<Backend>, TcpStream)> {
     found
 }
 
-/// Connects to the healthy backends not in `refused`, round-robin, until one accepts.
+/// Connects to the healthy backends not in `refused`, round-robin, sending each `request`,
+/// until one answers.
 async fn try_each(
     shared: &Shared,
     refused: &Mutex<Vec<SocketAddr>>,
+    request: &[u8],
 ) -> Option<(Arc<Backend>, TcpStream)> {
     loop {
-        let backend = shared.pool.pick(&lock(refused))?.endpoint;
-        let attempt = tokio::time::timeout(
-            shared.config.connect_timeout,
-            TcpStream::connect(backend.addr),
-        )
-        .await;
-        match attempt {
-            Ok(Ok(stream)) => {
-                // Postgres messages are small and latency-bound.
-                let _ = stream.set_nodelay(true);
+        let pick = shared.pool.pick(&lock(refused))?;
+        let backend = pick.endpoint;
+        match open(shared, &backend, request, pick.alternatives).await {
+            Ok(stream) => {
                 backend.data.metrics.connected.inc();
                 return Some((backend, stream));
             }
-            Ok(Err(e)) => {
+            Err(Failure::NoAnswer) => {
+                let waited = shared.config.first_answer_timeout;
+                warn!(backend = %backend.addr, ?waited, "no answer to the client's first packet; trying the next backend");
+                // It accepted the connection but answers nothing: frozen or overwhelmed. Out
+                // until its login check passes again (the last one is spared: its check decides).
+                shared.pool.eject_unless_last(
+                    &backend.addr,
+                    &format!("no answer to a client's first packet within {waited:?}"),
+                );
+            }
+            Err(Failure::Connect(e)) => {
                 warn!(backend = %backend.addr, error = %e, "connect failed; trying the next backend");
             }
-            Err(_) => {
+            Err(Failure::ConnectTimeout) => {
                 warn!(backend = %backend.addr, timeout = ?shared.config.connect_timeout, "connect timed out; trying the next backend");
             }
         }
         backend.data.metrics.connect_failed.inc();
         lock(refused).push(backend.addr);
     }
+}
+
+/// Why a server could not take a client.
+enum Failure {
+    Connect(std::io::Error),
+    ConnectTimeout,
+    /// Connected, but the first packet got no answer in time.
+    NoAnswer,
+}
+
+/// Connects to `backend` and sends it `request`; while another server is left to try
+/// (`alternatives`), waits for the first byte of its answer (without reading it: the relay reads
+/// it) for the first-answer timeout.
+async fn open(
+    shared: &Shared,
+    backend: &Backend,
+    request: &[u8],
+    alternatives: bool,
+) -> Result<TcpStream, Failure> {
+    let mut stream = tokio::time::timeout(
+        shared.config.connect_timeout,
+        TcpStream::connect(backend.addr),
+    )
+    .await
+    .map_err(|_| Failure::ConnectTimeout)?
+    .map_err(Failure::Connect)?;
+    // Postgres messages are small and latency-bound.
+    let _ = stream.set_nodelay(true);
+    stream.write_all(request).await.map_err(Failure::Connect)?;
+    if alternatives {
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(shared.config.first_answer_timeout, stream.peek(&mut first))
+            .await
+        {
+            Err(_) => return Err(Failure::NoAnswer),
+            Ok(Err(e)) => return Err(Failure::Connect(e)),
+            Ok(Ok(0)) => {
+                return Err(Failure::Connect(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "closed before answering",
+                )))
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
+    Ok(stream)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

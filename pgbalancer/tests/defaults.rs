@@ -59,6 +59,7 @@ fn help_and_readme_state_the_defaults_the_config_applies() {
         ("--on-down", lower(&c.on_down)),
         ("--hold-timeout", d(c.hold_timeout)),
         ("--connect-timeout", d(c.connect_timeout)),
+        ("--first-answer-timeout", d(c.first_answer_timeout)),
         ("--client-timeout", d(c.client_timeout)),
         ("--max-connections", c.max_connections.to_string()),
         ("--shutdown-delay", d(c.shutdown_delay)),

@@ -20,7 +20,7 @@ use tokio_postgres::Config;
 
 use addresses::{free_port, next_block, offset_ip, port_free};
 pub use error::PgError;
-pub use node::{PgNode, Role};
+pub use node::{Frozen, PgNode, Role};
 use programs::Programs;
 pub use programs::BIN_ENV;
 

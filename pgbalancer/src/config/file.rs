@@ -27,6 +27,8 @@ pub struct FileConfig {
     #[serde(default, with = "humantime_serde")]
     pub connect_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
+    pub first_answer_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
     pub client_timeout: Option<Duration>,
     pub max_connections: Option<usize>,
     #[serde(default, with = "humantime_serde")]

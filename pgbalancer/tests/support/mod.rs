@@ -59,6 +59,7 @@ pub fn bare_config() -> Config {
         },
         hold_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(1),
+        first_answer_timeout: Duration::from_secs(1),
         client_timeout: Duration::from_secs(5),
         max_connections: 2000,
         shutdown_grace: Duration::from_secs(1),

@@ -23,6 +23,48 @@ pub enum Role {
     Replica,
 }
 
+/// Processes stopped by [`PgNode::freeze`]; continued when dropped.
+#[derive(Debug)]
+pub struct Frozen {
+    pids: Vec<i32>,
+}
+
+impl Frozen {
+    /// Continues the processes now.
+    pub fn thaw(self) {}
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        for pid in &self.pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+        }
+    }
+}
+
+/// The processes whose parent is `pid`, read from /proc.
+fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // The command may hold spaces and parentheses: the fields after the last ')'.
+                    let rest = &stat[stat.rfind(')')? + 2..];
+                    rest.split(' ').nth(1)?.parse::<i32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
 /// One running (or stopped) Postgres server. Stopped with `-m immediate` when dropped.
 #[derive(Debug)]
 pub struct PgNode {
@@ -133,6 +175,34 @@ impl PgNode {
         }
         self.running.store(true, Ordering::SeqCst);
         self.wait_ready().await
+    }
+
+    /// Freezes the server as a node under memory pressure or a SIGSTOP would: the postmaster and
+    /// every process it forked stop (SIGSTOP). Its socket stays open, so the kernel still
+    /// completes TCP handshakes, but nothing answers. Continued (SIGCONT) when the guard drops.
+    pub fn freeze(&self) -> Result<Frozen, PgError> {
+        let pid_file = self.data_dir.join("postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file).map_err(|source| PgError::Io {
+            what: format!("reading {}", pid_file.display()),
+            source,
+        })?;
+        let postmaster = text
+            .lines()
+            .next()
+            .and_then(|line| line.trim().parse::<i32>().ok())
+            .ok_or_else(|| PgError::Io {
+                what: format!("{} holds no pid", pid_file.display()),
+                source: std::io::ErrorKind::InvalidData.into(),
+            })?;
+        let mut pids = vec![postmaster];
+        pids.extend(children_of(postmaster));
+        for pid in &pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid),
+                nix::sys::signal::Signal::SIGSTOP,
+            );
+        }
+        Ok(Frozen { pids })
     }
 
     /// Stops the server the polite way (`pg_ctl stop -m fast`: sessions are closed, a checkpoint
