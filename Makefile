@@ -1,5 +1,5 @@
 # The README's commands. Each installs what it needs first (scripts/setup.sh).
-.PHONY: demo demo-containers images soak bench test setup lint fuzz
+.PHONY: demo demo-containers images soak gray bench test setup lint fuzz
 
 # The failover demo: the original lab's phases under load, through our proxy and pgbalancer, then
 # nginx (as in the original lab), nginx with the resolver workaround, and HAProxy. Results in
@@ -28,6 +28,14 @@ soak:
 	@scripts/setup.sh --demo
 	cargo build --release --locked -p proxy -p pgbalancer -p backend -p bench
 	target/release/lab soak $(SOAK_ARGS)
+
+# Gray failures through each proxy: one of two pods frozen (SIGSTOP) for 15 s, one of three pods
+# 300 ms slow (bench/README.md). Results in bench/results/gray.md. Flags with GRAY_ARGS.
+GRAY_ARGS ?=
+gray:
+	@scripts/setup.sh --demo
+	cargo build --release --locked -p proxy -p pgbalancer -p backend -p bench
+	target/release/lab gray $(GRAY_ARGS)
 
 # The head-to-head benchmarks (bench/README.md): our proxy vs nginx vs HAProxy over HTTP, pgbalancer
 # vs HAProxy vs Postgres direct, idle memory per connection. Release builds; about 30 minutes with

@@ -63,6 +63,10 @@ pub struct Cli {
     /// load spreads again when replicas come and go.
     #[arg(long, env = "BACKEND_POOL_MAX_LIFETIME", default_value = "30s", value_parser = humantime::parse_duration)]
     pub pool_max_lifetime: Duration,
+
+    /// Every /users answer comes this much later: a slow pod, for the gray-failure bench.
+    #[arg(long, env = "BACKEND_RESPONSE_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub response_delay: Duration,
 }
 
 /// Validated settings the service runs with.
@@ -78,6 +82,7 @@ pub struct Config {
     pub ready_timeout: Duration,
     pub pool_size: usize,
     pub pool_max_lifetime: Duration,
+    pub response_delay: Duration,
 }
 
 /// The command line parsed but does not make a usable configuration.
@@ -125,6 +130,7 @@ impl TryFrom<Cli> for Config {
             ready_timeout: cli.ready_timeout,
             pool_size: cli.pool_size,
             pool_max_lifetime: cli.pool_max_lifetime,
+            response_delay: cli.response_delay,
         })
     }
 }

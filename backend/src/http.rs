@@ -29,6 +29,7 @@ struct Inner {
     pod: String,
     metrics: Metrics,
     draining: AtomicBool,
+    response_delay: std::time::Duration,
 }
 
 impl App {
@@ -39,6 +40,7 @@ impl App {
                 pod: config.pod.clone(),
                 metrics: Metrics::new(),
                 draining: AtomicBool::new(false),
+                response_delay: config.response_delay,
             }),
         }
     }
@@ -71,6 +73,9 @@ impl App {
 }
 
 async fn users(State(app): State<App>) -> Response {
+    if !app.inner.response_delay.is_zero() {
+        tokio::time::sleep(app.inner.response_delay).await;
+    }
     let started = Instant::now();
     let result = app.inner.db.users().await;
     let outcome = if result.is_ok() { "ok" } else { "error" };

@@ -16,6 +16,7 @@ pub mod blackhole;
 pub mod cluster;
 pub mod containers;
 pub mod fronts;
+pub mod gray;
 pub mod load;
 mod netfilter;
 pub mod opts;

@@ -11,6 +11,7 @@ async fn main() -> ExitCode {
         match opts.command.clone() {
             None => bench::run(opts).await.map(drop),
             Some(Command::Soak(soak)) => bench::soak::run(soak).await.map(drop),
+            Some(Command::Gray(gray)) => bench::gray::run(gray).await.map(drop),
             Some(Command::Containers(c)) => bench::containers::run(c).await.map(drop),
         }
     };

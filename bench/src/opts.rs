@@ -48,6 +48,36 @@ pub enum Command {
     /// the pod templates of `k8s/manifests`, then the same phases through each proxy in turn.
     /// Needs a Docker engine and the images (`k8s/images/build_and_push.sh --no-push`).
     Containers(ContainersOpts),
+    /// Gray failures through each proxy in turn: one of two backend pods frozen (SIGSTOP) for
+    /// `--freeze` and continued, then one of three pods answering `--slow-by` late; per phase
+    /// the failed requests, those slower than 1 s, p50/p99/max and what the pod served.
+    Gray(GrayOpts),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct GrayOpts {
+    /// Proxies to run it through, one after another.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Front::Ours, Front::Nginx, Front::NginxResolver, Front::Haproxy])]
+    pub proxies: Vec<Front>,
+
+    /// How long the pod stays frozen.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub freeze: Duration,
+
+    /// How late the slow pod answers.
+    #[arg(long, value_name = "DURATION", default_value = "300ms", value_parser = humantime::parse_duration)]
+    pub slow_by: Duration,
+
+    /// Length of the baseline and thawed phases; the slow phase lasts twice this.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub phase: Duration,
+
+    /// No line per request; phase banners and tables only.
+    #[arg(long)]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub common: Common,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -125,12 +125,12 @@ pub async fn run(
     Ok(phases)
 }
 
-struct Step {
+pub(crate) struct Step {
     phase: Phase,
 }
 
 impl Step {
-    fn begin(name: &'static str, what: &'static str, load: &Load) -> Self {
+    pub(crate) fn begin(name: &'static str, what: &'static str, load: &Load) -> Self {
         println!("\n===== phase {name}: {what} =====");
         Self {
             phase: Phase {
@@ -152,7 +152,7 @@ impl Step {
     }
 
     /// Keeps the load running for `duration` after the phase's actions, then closes the phase.
-    async fn hold(mut self, duration: Duration, load: &Load) -> Phase {
+    pub(crate) async fn hold(mut self, duration: Duration, load: &Load) -> Phase {
         tokio::time::sleep(duration).await;
         self.phase.end_ms = load.now_ms();
         self.phase

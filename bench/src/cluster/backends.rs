@@ -27,6 +27,27 @@ impl Backend {
 impl Cluster {
     /// Starts a pod on a new IP, waits until `/readyz` answers 200, then puts it in DNS.
     pub async fn add_backend(&mut self) -> anyhow::Result<SocketAddr> {
+        self.add_backend_with(&[]).await
+    }
+
+    /// Sends `signal` to the pod at `index` (oldest first): SIGSTOP freezes it as a long GC pause
+    /// or a stuck event loop would (it stays in DNS, its kernel still completes handshakes),
+    /// SIGCONT thaws it.
+    pub fn signal_backend(
+        &self,
+        index: usize,
+        signal: nix::sys::signal::Signal,
+    ) -> anyhow::Result<SocketAddr> {
+        let pod = self
+            .backends
+            .get(index)
+            .with_context(|| format!("no backend pod number {index}"))?;
+        pod.process.signal(signal);
+        Ok(pod.addr())
+    }
+
+    /// [`Self::add_backend`] with more backend flags (e.g. `--response-delay 300ms`).
+    pub async fn add_backend_with(&mut self, extra: &[String]) -> anyhow::Result<SocketAddr> {
         let n = self.next_backend;
         self.next_backend = self
             .next_backend
@@ -51,7 +72,10 @@ impl Cluster {
                 addr.to_string(),
                 "--shutdown-delay".into(),
                 humantime::format_duration(self.shutdown_delay).to_string(),
-            ],
+            ]
+            .into_iter()
+            .chain(extra.iter().cloned())
+            .collect::<Vec<String>>(),
             &[
                 ("DATABASE_URL", url),
                 ("HOSTNAME", name.clone()),

@@ -5,21 +5,24 @@
 
 use std::path::{Path, PathBuf};
 
+/// A phase had load (more than `min` requests) and no failed request.
+pub fn assert_served(who: &str, phase: &str, stats: &bench::report::Stats, min: usize) {
+    assert!(
+        stats.requests > min,
+        "{who}, phase {phase} had load: {}",
+        stats.requests
+    );
+    assert_eq!(
+        stats.failed, 0,
+        "{who}, phase {phase}: failed requests: {:?}",
+        stats.examples
+    );
+}
+
 /// Every phase of `run` had load and no failed request, and every restored pod served.
 pub fn assert_every_phase_served(run: &bench::report::Run) {
     for phase in &run.phases {
-        assert!(
-            phase.stats.requests > 20,
-            "{}, phase {} had load: {}",
-            run.proxy,
-            phase.name,
-            phase.stats.requests
-        );
-        assert_eq!(
-            phase.stats.failed, 0,
-            "{}, phase {}: failed requests: {:?}",
-            run.proxy, phase.name, phase.stats.examples
-        );
+        assert_served(run.proxy, phase.name, &phase.stats, 20);
         if phase.restored {
             let first = phase.first_traffic_s.unwrap_or_else(|| {
                 panic!(
