@@ -38,6 +38,15 @@ impl Attempt {
         Self::UpstreamError,
     ];
 
+    /// The failed attempts that eject their endpoint: the `reason` of
+    /// `proxy_endpoint_ejections_total`.
+    pub const EJECTING: [Attempt; 4] = [
+        Self::ConnectRefused,
+        Self::ConnectTimeout,
+        Self::ConnectError,
+        Self::FirstByteTimeout,
+    ];
+
     fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
@@ -96,7 +105,8 @@ pub struct GroupMetrics {
     pub held: IntCounter,
     pub holding: IntGauge,
     pub hold_timeouts: IntCounter,
-    pub ejections: IntCounter,
+    /// By [`Attempt::EJECTING`].
+    ejections: [IntCounter; Attempt::EJECTING.len()],
     pub went_down: IntCounter,
     pub came_up: IntCounter,
     pub endpoints_usable: IntGauge,
@@ -150,8 +160,8 @@ impl Metrics {
         );
         let ejections = counter(
             "proxy_endpoint_ejections_total",
-            "Endpoints taken out of rotation by a failed request (passive health).",
-            &["group"],
+            "Endpoints taken out of rotation by a failed request (passive health), by the failure.",
+            &["group", "reason"],
         );
         let health_changes = counter(
             "proxy_endpoint_health_changes_total",
@@ -234,7 +244,8 @@ impl Metrics {
             held: self.held.with_label_values(&[name]),
             holding: self.holding.with_label_values(&[name]),
             hold_timeouts: self.hold_timeouts.with_label_values(&[name]),
-            ejections: self.ejections.with_label_values(&[name]),
+            ejections: Attempt::EJECTING
+                .map(|a| self.ejections.with_label_values(&[name, a.as_str()])),
             went_down: self.health_changes.with_label_values(&[name, "down"]),
             came_up: self.health_changes.with_label_values(&[name, "up"]),
             endpoints_usable: self.endpoints.with_label_values(&[name, "usable"]),
@@ -276,6 +287,13 @@ impl GroupMetrics {
             _ => 5,
         };
         self.by_class[i].inc();
+    }
+
+    /// An endpoint was ejected after an attempt failed with `cause`.
+    pub fn ejected(&self, cause: Attempt) {
+        if let Some(i) = Attempt::EJECTING.iter().position(|a| *a == cause) {
+            self.ejections[i].inc();
+        }
     }
 
     pub fn attempt(&self, outcome: Attempt) {

@@ -226,11 +226,7 @@ impl ProxyHttp for Proxy {
         };
         self.record_failure(ctx, outcome);
         if let (Some(group), Some(endpoint)) = (&ctx.group, &ctx.current) {
-            group.eject(
-                endpoint.addr,
-                &e.to_string(),
-                outcome == Attempt::ConnectRefused,
-            );
+            group.eject(endpoint.addr, &e.to_string(), outcome);
         }
         // Nothing reached the upstream: safe to retry any method elsewhere.
         if ctx.attempts < ctx.live.upstream.max_attempts {
@@ -261,7 +257,7 @@ impl ProxyHttp for Proxy {
                 match in_flight.no_answer() {
                     upstream::NoAnswer::Stalled => {
                         let reason = format!("no answer within {waited} ms");
-                        group.eject(endpoint.addr, &reason, false);
+                        group.eject(endpoint.addr, &reason, Attempt::FirstByteTimeout);
                     }
                     upstream::NoAnswer::SlowRequest => tracing::debug!(
                         group = group.name(),

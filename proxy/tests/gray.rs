@@ -38,6 +38,11 @@ async fn a_frozen_pod_costs_no_request_and_only_a_handful_wait_a_second() {
     let frozen_at = load.now();
     tokio::time::sleep(3 * SECOND).await;
     let status = lab.proxy.admin_get("/status").await.expect("status");
+    let stalls = lab
+        .proxy
+        .metric(r#"proxy_endpoint_ejections_total{group="default",reason="first_byte_timeout"}"#)
+        .await
+        .expect("the ejection series");
     tokio::time::sleep(2 * SECOND).await;
     lab.pod(1).thaw();
     let thawed_at = load.now();
@@ -58,6 +63,7 @@ async fn a_frozen_pod_costs_no_request_and_only_a_handful_wait_a_second() {
         "usable",
         "the frozen pod is out of rotation: {status}"
     );
+    assert!(stalls >= 1.0, "a request that stalled on it ejected it");
     let during = samples
         .iter()
         .filter(|s| s.sent > frozen_at + 2 * SECOND && s.sent < thawed_at);
@@ -145,12 +151,12 @@ async fn a_request_slow_by_nature_completes_and_ejects_nobody() {
         .proxy
         .metric(r#"proxy_upstream_attempts_total{group="default",outcome="first_byte_timeout"}"#)
         .await
-        .unwrap_or(0.0);
+        .expect("the attempts series");
     let ejections = lab
         .proxy
-        .metric(r#"proxy_endpoint_ejections_total{group="default"}"#)
+        .metric_sum("proxy_endpoint_ejections_total", r#"group="default","#)
         .await
-        .unwrap_or(0.0);
+        .expect("the ejection series, one per reason");
     let samples = load.finish().await;
 
     for answer in &answers {

@@ -9,7 +9,7 @@ use upstream::{Initial, Members, Settings, Thresholds};
 use super::endpoint::{Endpoint, Pod};
 use super::health::{self, GroupObserver, PingoraCheck};
 use crate::config::{GroupConfig, HealthSettings};
-use crate::metrics::GroupMetrics;
+use crate::metrics::{Attempt, GroupMetrics};
 
 /// What the request path reports to.
 pub struct GroupEvents {
@@ -160,11 +160,11 @@ impl Group {
         })
     }
 
-    /// A request failed on `addr`: eject it until it passes its probation checks, and ask DNS
-    /// again at once in case the pod is gone. A `certain` failure (connection refused) takes out
-    /// even the last usable endpoint (requests are then held); a doubtful one (a connect timeout,
-    /// no answer in time) spares it, and its check decides.
-    pub fn eject(&self, addr: std::net::SocketAddr, reason: &str, certain: bool) {
+    /// An attempt failed on `addr` with `cause`: eject it until it passes its probation checks,
+    /// and ask DNS again at once in case the pod is gone. A refused connection takes out even the
+    /// last usable endpoint (requests are then held); a doubtful failure (a connect timeout, no
+    /// answer in time) spares it, and its check decides.
+    pub fn eject(&self, addr: std::net::SocketAddr, reason: &str, cause: Attempt) {
         let Some(endpoint) = self.members.get(&addr) else {
             return;
         };
@@ -172,12 +172,13 @@ impl Group {
             .data
             .failed_attempts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let ejected = if certain {
+        let ejected = if cause == Attempt::ConnectRefused {
             self.members.eject(&addr, reason)
         } else {
             self.members.eject_unless_last(&addr, reason)
         };
         if ejected {
+            self.events.metrics.ejected(cause);
             if let Some(d) = self.discovery() {
                 d.refresh();
             }

@@ -117,7 +117,6 @@ impl upstream::Observer<Pod> for GroupObserver {
     fn ejected(&self, endpoint: &Endpoint, reason: &str) {
         let (group, addr) = (&self.group, endpoint.addr);
         warn!(%group, %addr, %reason, "endpoint ejected until it passes its probation checks");
-        self.metrics.ejections.inc();
     }
 
     fn spared(&self, endpoint: &Endpoint, reason: &str) {

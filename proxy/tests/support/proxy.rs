@@ -97,6 +97,19 @@ impl ProxyProcess {
             .and_then(|value| value.trim().parse().ok())
     }
 
+    /// The sum of every series of `family` whose labels start with `labels` (e.g. `group="a"`);
+    /// None when the admin listener does not answer or no such series is there.
+    pub async fn metric_sum(&self, family: &str, labels: &str) -> Option<f64> {
+        let text = self.admin_get("/metrics").await?;
+        let prefix = format!("{family}{{{labels}");
+        let values: Vec<f64> = text
+            .lines()
+            .filter(|line| line.starts_with(&prefix))
+            .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    }
+
     /// Is the process still running?
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()
