@@ -4,7 +4,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::netfilter::{iptables, is_root};
+use testkit::netfilter::{iptables, is_root};
 
 pub struct Blackhole {
     chain: Option<String>,

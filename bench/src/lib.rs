@@ -18,7 +18,6 @@ pub mod containers;
 pub mod fronts;
 pub mod gray;
 pub mod load;
-mod netfilter;
 pub mod opts;
 pub mod plot;
 pub mod process;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::sync::Mutex;
 
-use crate::netfilter::{iptables, is_root};
+use testkit::netfilter::{iptables, is_root};
 
 pub struct ServiceIps {
     chain: Option<String>,

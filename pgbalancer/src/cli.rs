@@ -83,17 +83,19 @@ pub struct Cli {
     #[arg(long, env = "PGBALANCER_RISE", value_name = "N")]
     pub rise: Option<u32>,
 
-    /// A replica whose replay lags more than this fails its check. [default: no limit]
+    /// A replica whose replay lags more than this behind what it received fails its check (an
+    /// idle primary is no lag: with nothing left to replay the lag is 0); 0 = no limit.
+    /// [default: 30s]
     #[arg(long, env = "PGBALANCER_MAX_LAG", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub max_lag: Option<Duration>,
 
-    /// A replica with more received-but-not-replayed WAL than this many bytes fails its check.
-    /// [default: no limit]
+    /// A replica with more received-but-not-replayed WAL than this many bytes fails its check;
+    /// 0 = no limit. [default: 67108864]
     #[arg(long, env = "PGBALANCER_MAX_LAG_BYTES", value_name = "BYTES")]
     pub max_lag_bytes: Option<u64>,
 
-    /// What happens to a server's open sessions when it is marked down: `keep` them, or
-    /// `shutdown` (close) them. [default: keep]
+    /// What happens to a server's open sessions when it is marked down (or leaves DNS): `keep`
+    /// them, or `shutdown` (close) them. [default: keep]
     #[arg(long, env = "PGBALANCER_ON_DOWN", value_name = "ACTION")]
     pub on_down: Option<OnDown>,
 

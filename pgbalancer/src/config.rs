@@ -88,6 +88,12 @@ pub struct CheckConfig {
     pub max_lag_bytes: Option<u64>,
 }
 
+/// A replica this far behind (replay time, with WAL left to replay) takes no new clients: well
+/// above a healthy streaming replica's lag, well below what a paused or stuck replay reaches.
+pub const DEFAULT_MAX_LAG: Duration = Duration::from_secs(30);
+/// Received but not replayed WAL: four 16 MiB segments, above a burst of bulk writes.
+pub const DEFAULT_MAX_LAG_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Everything pgbalancer runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -281,8 +287,15 @@ fn check_config(
         role: cli.role.or(file.role).unwrap_or_default(),
         fall: at_least_one("check.fall", cli.fall.or(file.fall), 2)?,
         rise: at_least_one("check.rise", cli.rise.or(file.rise), 1)?,
-        max_lag: cli.max_lag.or(file.max_lag),
-        max_lag_bytes: cli.max_lag_bytes.or(file.max_lag_bytes),
+        // Checked by default; 0 turns a limit off.
+        max_lag: Some(cli.max_lag.or(file.max_lag).unwrap_or(DEFAULT_MAX_LAG))
+            .filter(|d| !d.is_zero()),
+        max_lag_bytes: Some(
+            cli.max_lag_bytes
+                .or(file.max_lag_bytes)
+                .unwrap_or(DEFAULT_MAX_LAG_BYTES),
+        )
+        .filter(|b| *b > 0),
     })
 }
 

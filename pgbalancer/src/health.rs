@@ -16,11 +16,14 @@ use crate::pool::{Backend, Details, Server};
 
 /// Role and lag in one round trip. The lag is 0 when every received WAL record is replayed (an
 /// idle primary writes nothing, and `now() - pg_last_xact_replay_timestamp()` would grow forever).
+/// With WAL left to replay and no transaction replayed since the server started (a replica paused
+/// or stuck right after its start: the timestamp is NULL), the lag is at least its uptime.
 const QUERY: &str = "SELECT pg_is_in_recovery(),
     CASE WHEN NOT pg_is_in_recovery() THEN 0::float8
          WHEN pg_last_wal_receive_lsn() IS NOT NULL
           AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8
-         ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8, 0) END,
+         ELSE extract(epoch FROM now() - coalesce(pg_last_xact_replay_timestamp(),
+                                                  pg_postmaster_start_time()))::float8 END,
     CASE WHEN pg_is_in_recovery()
          THEN coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::int8
          ELSE 0::int8 END";

@@ -76,6 +76,7 @@ pub struct Metrics {
 pub struct BackendMetrics {
     pub connected: IntCounter,
     pub connect_failed: IntCounter,
+    pub no_answer: IntCounter,
     pub active: IntGauge,
     pub up: IntGauge,
     pub in_recovery: IntGauge,
@@ -97,7 +98,7 @@ impl Metrics {
         let registry = Registry::new();
         let m = Self {
             connections: IntCounterVec::new(
-                opts("pgbalancer_backend_connections_total", "Connections pgbalancer opened to a backend for a client, by result (ok, connect_error)."),
+                opts("pgbalancer_backend_connections_total", "Connections pgbalancer opened to a backend for a client, by result (ok, connect_error, no_answer: connected, but the client's first packet got no answer in time)."),
                 &["backend", "result"],
             )?,
             active: IntGaugeVec::new(
@@ -191,6 +192,7 @@ impl Metrics {
             connect_failed: self
                 .connections
                 .with_label_values(&[backend, "connect_error"]),
+            no_answer: self.connections.with_label_values(&[backend, "no_answer"]),
             active: self.active.with_label_values(&[backend]),
             up: self.up.with_label_values(&[backend]),
             in_recovery: self.in_recovery.with_label_values(&[backend]),
@@ -207,7 +209,7 @@ impl Metrics {
     /// Drops every series of a backend that left DNS.
     pub fn forget_backend(&self, backend: &str) {
         // Errors only say a series was never created; nothing to do then.
-        for result in ["ok", "connect_error"] {
+        for result in ["ok", "connect_error", "no_answer"] {
             let _ = self.connections.remove_label_values(&[backend, result]);
         }
         for result in ["pass", "fail"] {

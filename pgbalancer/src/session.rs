@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -147,8 +148,8 @@ async fn run_session(
                 debug!(backend = %backend.addr, error = %e, "session ended with an error");
             }
         }
-        () = backend.wait_unusable(), if shutdown_on_down => {
-            info!(backend = %backend.addr, "closing a session: its backend was marked down");
+        () = backend.wait_gone(), if shutdown_on_down => {
+            info!(backend = %backend.addr, "closing a session: its backend was marked down or left DNS");
         }
     }
     m.active.dec();
@@ -205,6 +206,7 @@ async fn try_each(
                 return Some((backend, stream));
             }
             Err(Failure::NoAnswer) => {
+                backend.data.metrics.no_answer.inc();
                 let waited = shared.config.first_answer_timeout;
                 warn!(backend = %backend.addr, ?waited, "no answer to the client's first packet; trying the next backend");
                 // It accepted the connection but answers nothing: frozen or overwhelmed. Out
@@ -215,16 +217,40 @@ async fn try_each(
                 );
             }
             Err(Failure::Connect(e)) => {
+                backend.data.metrics.connect_failed.inc();
                 warn!(backend = %backend.addr, error = %e, "connect failed; trying the next backend");
             }
             Err(Failure::ConnectTimeout) => {
+                backend.data.metrics.connect_failed.inc();
                 warn!(backend = %backend.addr, timeout = ?shared.config.connect_timeout, "connect timed out; trying the next backend");
             }
         }
-        backend.data.metrics.connect_failed.inc();
         lock(refused).push(backend.addr);
     }
 }
+
+/// A server can vanish without a word: its pod deleted and its address silent, a node gone. The
+/// kernel alone would retransmit a query for about 15 minutes and keep an idle session forever.
+/// With keepalive probes (after 10 s idle, every 2 s, 3 unanswered) and `TCP_USER_TIMEOUT` (data
+/// unacknowledged for 5 s; the kernel notices at its next retransmission after that, about 12 s
+/// in on loopback here), the session fails within seconds and its client learns it. A server
+/// that is busy or frozen still acknowledges at the TCP level: only a vanished one trips this.
+fn notice_a_vanished_server(stream: &TcpStream) {
+    let socket = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(2))
+        .with_retries(3);
+    if let Err(e) = socket
+        .set_tcp_keepalive(&keepalive)
+        .and_then(|()| socket.set_tcp_user_timeout(Some(SERVER_USER_TIMEOUT)))
+    {
+        debug!(error = %e, "could not set TCP keepalive on a server connection");
+    }
+}
+
+/// How long data sent to a server may stay unacknowledged before its session is given up.
+const SERVER_USER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a server could not take a client.
 enum Failure {
@@ -252,6 +278,7 @@ async fn open(
     .map_err(Failure::Connect)?;
     // Postgres messages are small and latency-bound.
     let _ = stream.set_nodelay(true);
+    notice_a_vanished_server(&stream);
     stream.write_all(request).await.map_err(Failure::Connect)?;
     if alternatives {
         let mut first = [0u8; 1];

@@ -9,6 +9,7 @@
 mod dns;
 pub mod http;
 pub mod names;
+pub mod netfilter;
 pub mod postgres;
 pub mod sockets;
 pub mod wait;

@@ -26,8 +26,10 @@ pub struct Endpoint<X> {
     health: Mutex<Health>,
     usable: AtomicBool,
     incarnation: AtomicU64,
-    /// Follows `usable`, for sessions that end when their endpoint goes out.
-    usable_tx: watch::Sender<bool>,
+    /// True while the endpoint is up by its checks and in the discovery set: sessions that end
+    /// when their endpoint goes out wait on it. An ejection does not end sessions.
+    serving_tx: watch::Sender<bool>,
+    retired: AtomicBool,
     load: Load,
     /// Wakes the check task for a check now (a request saw the endpoint stall).
     pub(crate) recheck: Notify,
@@ -90,13 +92,15 @@ impl<X> Endpoint<X> {
     pub fn new(addr: SocketAddr, initial: Initial, data: X) -> Self {
         let health = Health::new(initial);
         let usable = health.usable();
+        let up = health.up;
         Self {
             addr,
             data,
             usable: AtomicBool::new(usable),
             health: Mutex::new(health),
             incarnation: AtomicU64::new(next_incarnation()),
-            usable_tx: watch::channel(usable).0,
+            serving_tx: watch::channel(up).0,
+            retired: AtomicBool::new(false),
             load: Load::default(),
             recheck: Notify::new(),
         }
@@ -131,11 +135,19 @@ impl<X> Endpoint<X> {
         self.incarnation.load(Ordering::Relaxed)
     }
 
-    /// Resolves when the endpoint is (or goes) out of rotation.
-    pub async fn wait_unusable(&self) {
-        let mut rx = self.usable_tx.subscribe();
+    /// Resolves when the endpoint is (or goes) down by its checks, or leaves the discovery set (a
+    /// replica that left DNS is as gone as a dead one). An ejection by requests alone does not
+    /// count: it may be a passing overload.
+    pub async fn wait_gone(&self) {
+        let mut rx = self.serving_tx.subscribe();
         // The sender lives as long as `self`: this ends only when the endpoint is out.
-        let _ = rx.wait_for(|usable| !*usable).await;
+        let _ = rx.wait_for(|serving| !*serving).await;
+    }
+
+    /// The endpoint left the discovery set.
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+        self.serving_tx.send_replace(false);
     }
 
     /// Counts an active check; returns what it changed.
@@ -161,8 +173,9 @@ impl<X> Endpoint<X> {
     fn publish(&self, health: &Health) {
         let usable = health.usable();
         self.usable.store(usable, Ordering::Relaxed);
-        self.usable_tx
-            .send_if_modified(|now| std::mem::replace(now, usable) != usable);
+        let serving = health.up && !self.retired.load(Ordering::Relaxed);
+        self.serving_tx
+            .send_if_modified(|now| std::mem::replace(now, serving) != serving);
     }
 
     fn lock(&self) -> MutexGuard<'_, Health> {

@@ -325,6 +325,7 @@ impl<X: Send + Sync + 'static> Members<X> {
         }
         for gone in old.iter().filter(|e| !set.contains(&e.addr)) {
             tasks.remove(&gone.addr);
+            gone.retire();
             shared.observer.left(gone);
         }
         self.table.store(Arc::new(table));

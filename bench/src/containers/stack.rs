@@ -472,7 +472,7 @@ impl Stack {
 /// nsenter and iptables).
 async fn silencer(engine: &Engine) -> Option<String> {
     const IMAGE: &str = "debian:bookworm-slim";
-    let able = crate::netfilter::is_root()
+    let able = testkit::netfilter::is_root()
         && crate::bins::installed("nsenter")
         && crate::bins::installed("iptables")
         && engine.image_id(IMAGE).await.is_some();

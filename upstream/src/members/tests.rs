@@ -484,3 +484,34 @@ async fn least_loaded_shares_evenly_between_endpoints_that_are_alike() {
         "endpoint 1 got {to_one} of 400"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn sessions_end_when_their_endpoint_goes_down_or_leaves_not_when_it_is_ejected() {
+    let r = rig(Initial::Up, 1, 1, true);
+    r.dns.send_replace(set(&[1, 2]));
+    settle().await;
+    let one = r.members.get(&addr(1)).unwrap();
+    let gone = |e: &Arc<Endpoint<()>>| {
+        let e = Arc::clone(e);
+        tokio::spawn(async move { e.wait_gone().await })
+    };
+
+    let waiting = gone(&one);
+    assert!(r.members.eject(&addr(1), "stalled"));
+    settle().await;
+    assert!(!waiting.is_finished(), "an ejection alone ends no session");
+
+    r.dns.send_replace(set(&[2]));
+    settle().await;
+    assert!(waiting.is_finished(), "out of DNS: its sessions end");
+
+    let two = r.members.get(&addr(2)).unwrap();
+    let waiting = gone(&two);
+    r.check.healthy.store(false, Ordering::Relaxed);
+    tokio::time::advance(SECOND).await;
+    settle().await;
+    assert!(
+        waiting.is_finished(),
+        "down by its checks: its sessions end"
+    );
+}
