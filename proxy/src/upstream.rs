@@ -1,5 +1,5 @@
 //! Upstream groups over the upstream core (the `upstream` crate): endpoints from DNS, their
-//! health by the proxy's TCP or HTTP checks, round-robin selection, the bounded wait.
+//! health by the proxy's TCP or HTTP checks, least-loaded or round-robin choice, the bounded wait.
 
 mod endpoint;
 mod group;

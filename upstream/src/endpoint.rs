@@ -64,9 +64,7 @@ impl<X> InFlight<X> {
 
     /// The endpoint answered (its first byte, for the proxy): the time it took feeds the estimate.
     pub fn answered(&self) {
-        let load = &self.endpoint.load;
-        load.observe(self.started.elapsed());
-        load.alive();
+        self.endpoint.load.answered(self.started.elapsed());
         self.endpoint.lock().served();
     }
 

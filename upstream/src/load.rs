@@ -22,10 +22,16 @@ pub const FLOOR: Duration = Duration::from_millis(5);
 #[derive(Debug, Default)]
 pub struct Load {
     in_flight: AtomicUsize,
+    state: Mutex<State>,
+}
+
+/// What changes together, under one lock.
+#[derive(Debug, Default, Clone, Copy)]
+struct State {
     /// Seconds, and when it was last updated; None before the first observation.
-    ewma: Mutex<Option<(f64, Instant)>>,
+    ewma: Option<(f64, Instant)>,
     /// When the endpoint last showed it is alive: answered a request or passed a check.
-    alive_at: Mutex<Option<Instant>>,
+    alive_at: Option<Instant>,
 }
 
 impl Load {
@@ -35,7 +41,7 @@ impl Load {
 
     /// The response-time estimate, None before anything was observed.
     pub fn estimate(&self) -> Option<Duration> {
-        self.lock().map(|(s, _)| Duration::from_secs_f64(s))
+        self.state().ewma.map(|(s, _)| Duration::from_secs_f64(s))
     }
 
     /// `estimate × (in flight + 1)`, with `unknown` standing in for an endpoint never observed.
@@ -43,7 +49,7 @@ impl Load {
     /// Linkerd does): an endpoint that was slow and got no traffic since looks cheaper with time,
     /// gets a request again and is measured afresh, instead of staying shunned forever.
     pub fn cost(&self, unknown: Duration) -> f64 {
-        let estimate = match self.lock() {
+        let estimate = match self.state().ewma {
             Some((seconds, at)) => {
                 let idle = Instant::now().saturating_duration_since(at).as_secs_f64();
                 seconds * (-idle / DECAY.as_secs_f64()).exp()
@@ -65,10 +71,48 @@ impl Load {
 
     /// One response time (or a lower bound of one, for a request cut off at its deadline).
     pub fn observe(&self, took: Duration) {
+        let mut state = self.lock();
+        state.observe(took, Instant::now());
+    }
+
+    /// A request was answered after `took`: one observation and a sign of life, under one lock.
+    pub(crate) fn answered(&self, took: Duration) {
         let now = Instant::now();
+        let mut state = self.lock();
+        state.observe(took, now);
+        state.alive_at = Some(now);
+    }
+
+    /// Forgets the response-time estimate: an endpoint back from an ejection or from down starts
+    /// afresh, priced as the group is, instead of shunned for a minute by the stall that took it
+    /// out.
+    pub(crate) fn forget(&self) {
+        self.lock().ewma = None;
+    }
+
+    /// The endpoint answered something (a check) just now.
+    pub(crate) fn alive(&self) {
+        self.lock().alive_at = Some(Instant::now());
+    }
+
+    /// Has it answered anything since `t`?
+    pub fn alive_since(&self, t: Instant) -> bool {
+        self.state().alive_at.is_some_and(|at| at >= t)
+    }
+
+    fn state(&self) -> State {
+        *self.lock()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    fn observe(&mut self, took: Duration, now: Instant) {
         let took = took.as_secs_f64();
-        let mut ewma = self.ewma.lock().unwrap_or_else(|e| e.into_inner());
-        let next = match *ewma {
+        let next = match self.ewma {
             Some((old, at)) if took < old => {
                 let elapsed = now.saturating_duration_since(at).as_secs_f64();
                 let keep = (-elapsed / DECAY.as_secs_f64()).exp();
@@ -77,31 +121,7 @@ impl Load {
             // Above the estimate, or the first: believed at once.
             _ => took,
         };
-        *ewma = Some((next, now));
-    }
-
-    /// Forgets the response-time estimate: an endpoint back from an ejection or from down starts
-    /// afresh, priced as the group is, instead of shunned for a minute by the stall that took it
-    /// out.
-    pub(crate) fn forget(&self) {
-        *self.ewma.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-
-    /// The endpoint answered something (a request, a check) just now.
-    pub(crate) fn alive(&self) {
-        *self.alive_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-    }
-
-    /// Has it answered anything since `t`?
-    pub fn alive_since(&self, t: Instant) -> bool {
-        self.alive_at
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some_and(|at| at >= t)
-    }
-
-    fn lock(&self) -> Option<(f64, Instant)> {
-        *self.ewma.lock().unwrap_or_else(|e| e.into_inner())
+        self.ewma = Some((next, now));
     }
 }
 

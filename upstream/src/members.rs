@@ -157,8 +157,12 @@ impl<X: Send + Sync + 'static> Members<X> {
                 let a = table.iter().filter(candidate).nth(first)?;
                 let b = table.iter().filter(candidate).nth(second)?;
                 // An endpoint never observed is priced at the group's estimate: a new pod gets
-                // its share, neither flooded nor starved.
-                let unknown = self.latency_estimate().unwrap_or(Duration::from_millis(10));
+                // its share, neither flooded nor starved. Only then is the group's mean needed.
+                let unknown = if a.load().estimate().is_none() || b.load().estimate().is_none() {
+                    self.latency_estimate().unwrap_or(Duration::from_millis(10))
+                } else {
+                    Duration::ZERO
+                };
                 // Costs within TIE of each other are a tie, and the random first stands: equal
                 // pods share the load evenly instead of the one measured a hair faster taking it
                 // all while nothing is in flight.
@@ -178,14 +182,15 @@ impl<X: Send + Sync + 'static> Members<X> {
     /// The usable endpoints' mean response-time estimate (None before any was observed): what a
     /// request to this upstream typically takes.
     pub fn latency_estimate(&self) -> Option<Duration> {
-        let table = self.table.load();
-        let estimates: Vec<Duration> = table
+        // On the request path: no allocation.
+        let (sum, n) = self
+            .table
+            .load()
             .iter()
             .filter(|e| e.usable())
             .filter_map(|e| e.load().estimate())
-            .collect();
-        let n = u32::try_from(estimates.len()).ok().filter(|n| *n > 0)?;
-        Some(estimates.iter().sum::<Duration>() / n)
+            .fold((Duration::ZERO, 0u32), |(sum, n), d| (sum + d, n + 1));
+        (n > 0).then(|| sum / n)
     }
 
     /// Asks for a check of `addr` now, out of its interval.

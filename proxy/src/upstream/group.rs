@@ -1,5 +1,5 @@
 //! An upstream group: its DNS watcher, and the upstream core's endpoint set over it (one check
-//! task per endpoint, health, ejection, round-robin), adapted to what the request path asks.
+//! task per endpoint, health, ejection, the chooser), adapted to what the request path asks.
 
 use std::sync::{Arc, OnceLock};
 
@@ -141,9 +141,9 @@ impl Group {
             && self.members.all_checked()
     }
 
-    /// Round-robin over usable endpoints this request has not tried; when every usable one was
-    /// tried, one of those again (a failed endpoint is ejected, so it is only usable again after
-    /// an active check passed since).
+    /// A usable endpoint this request has not tried, by the group's balance; when every usable
+    /// one was tried, one of those again (a failed endpoint is ejected unless it was the last, so
+    /// it is only usable again after its checks passed since, or because nothing else is).
     pub fn pick(&self, tried: &[std::net::SocketAddr]) -> Option<Pick> {
         if let Some(pick) = self.members.pick(tried) {
             return Some(Pick {
