@@ -72,9 +72,7 @@ struct Writes(tokio::task::JoinHandle<()>);
 
 impl Writes {
     async fn start(lab: &Lab) -> Self {
-        let primary = support::connect(&lab.cluster.primary().superuser_config())
-            .await
-            .expect("superuser login on the primary");
+        let primary = lab.superuser("primary").await;
         primary
             .batch_execute("CREATE TABLE IF NOT EXISTS gray_writes (at timestamptz)")
             .await
@@ -101,9 +99,7 @@ async fn a_replica_whose_replay_is_paused_gets_no_new_clients_past_the_lag_bound
     let lab = Lab::start(2, |c| c.check.max_lag = Some(Duration::from_secs(2))).await;
     lab.wait_up(&["pg1", "pg2"]).await;
     let _writes = Writes::start(&lab).await;
-    let pg1 = support::connect(&lab.cluster.replica("pg1").unwrap().superuser_config())
-        .await
-        .expect("superuser login on pg1");
+    let pg1 = lab.superuser("pg1").await;
 
     pg1.batch_execute("SELECT pg_wal_replay_pause()")
         .await
@@ -128,9 +124,7 @@ async fn a_replica_whose_replay_is_paused_gets_no_new_clients_past_the_lag_bound
 async fn a_promoted_replica_is_out_at_its_next_check() {
     let lab = Lab::start(2, |_| {}).await;
     lab.wait_up(&["pg1", "pg2"]).await;
-    let pg1 = support::connect(&lab.cluster.replica("pg1").unwrap().superuser_config())
-        .await
-        .expect("superuser login on pg1");
+    let pg1 = lab.superuser("pg1").await;
 
     pg1.batch_execute("SELECT pg_promote(true, 30)")
         .await

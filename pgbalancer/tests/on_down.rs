@@ -37,9 +37,7 @@ async fn sessions_of_a_backend_marked_down_are_kept_or_shut_down() {
 
     // pg1 keeps running, but its health checks now fail: the role's connection limit is taken by
     // the two sessions above.
-    let primary = support::connect(&lab.cluster.primary().superuser_config())
-        .await
-        .expect("superuser login");
+    let primary = lab.superuser("primary").await;
     primary
         .batch_execute("ALTER ROLE app CONNECTION LIMIT 2")
         .await

@@ -130,12 +130,16 @@ impl Lab {
 
     /// The address pgbalancer knows a node by.
     pub fn addr_of(&self, name: &str) -> SocketAddr {
-        let node = if name == "primary" {
+        self.node(name).addr()
+    }
+
+    /// The node named `primary`, `pg1`, `pg2`, …
+    pub fn node(&self, name: &str) -> &testkit::postgres::PgNode {
+        if name == "primary" {
             self.cluster.primary()
         } else {
             self.cluster.replica(name).expect("no such replica")
-        };
-        node.addr()
+        }
     }
 
     /// Waits until `pred` holds for pgbalancer's status.
@@ -165,6 +169,13 @@ impl Lab {
                 .all(|a| s.backend(*a).is_some_and(|b| b.state == state))
         })
         .await
+    }
+
+    /// A superuser session straight to a node (`primary`, `pg1`, …), past pgbalancer.
+    pub async fn superuser(&self, name: &str) -> Client {
+        connect(&self.node(name).superuser_config())
+            .await
+            .unwrap_or_else(|e| panic!("superuser login on {name}: {e}"))
     }
 
     /// Stops a replica (`pg_ctl stop -m fast`); it stays in DNS.
