@@ -2,14 +2,29 @@
 //! replication lag, judged against the role filter and the lag limits. The upstream core runs it
 //! every interval, per backend and concurrently (one task each, so a hung server delays nobody
 //! else and DNS lookups delay no check), and counts it against the fall/rise thresholds.
+//!
+//! A failed check says whether the server is broken or only busy. Busy is a server that said it
+//! is full (SQLSTATE 53300: `max_connections` or the role's connection limit reached) or that
+//! answered something but not its whole login and query in time: under a connection storm that
+//! is every replica at once, and taking them all down would refuse every client. Broken is
+//! everything else, a server that says nothing at all within the timeout included (a stopped
+//! postmaster: its kernel still completes the TCP handshake, but no byte ever comes back).
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_postgres::config::SslMode;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
+use upstream::Failure;
 
 use crate::config::{CheckConfig, RoleFilter};
 use crate::pool::{Backend, Details, Server};
@@ -41,28 +56,53 @@ pub struct Probe {
 pub enum CheckError {
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    #[error("answered, but did not finish the login and query within {0:?}")]
+    Slow(Duration),
+    #[error("connect failed")]
+    Connect(#[source] io::Error),
     #[error("login failed")]
     Login(#[source] tokio_postgres::Error),
     #[error("query failed")]
     Query(#[source] tokio_postgres::Error),
 }
 
+impl CheckError {
+    /// The server is alive but full or slow, not broken.
+    pub fn busy(&self) -> bool {
+        match self {
+            Self::Slow(_) => true,
+            Self::Login(e) => e.code() == Some(&SqlState::TOO_MANY_CONNECTIONS),
+            _ => false,
+        }
+    }
+}
+
 /// Logs in to `addr` and asks for the role and the lag.
 pub async fn probe(addr: SocketAddr, check: &CheckConfig) -> Result<Probe, CheckError> {
     let mut config = tokio_postgres::Config::new();
     config
-        .host(addr.ip().to_string())
-        .port(addr.port())
         .user(&check.user)
         .dbname(&check.database)
         .application_name("pgbalancer-health-check")
-        .ssl_mode(SslMode::Disable)
-        .connect_timeout(check.timeout);
+        .ssl_mode(SslMode::Disable);
     if let Some(password) = &check.password {
         config.password(password.expose());
     }
+    let heard = Arc::new(AtomicBool::new(false));
     let work = async {
-        let (client, connection) = config.connect(NoTls).await.map_err(CheckError::Login)?;
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(CheckError::Connect)?;
+        // Small messages, one round trip each: no Nagle delay.
+        let _ = tcp.set_nodelay(true);
+        let stream = Heard {
+            inner: tcp,
+            heard: Arc::clone(&heard),
+        };
+        let (client, connection) = config
+            .connect_raw(stream, NoTls)
+            .await
+            .map_err(CheckError::Login)?;
         let connection = tokio::spawn(connection);
         let row = client
             .query_one(QUERY, &[])
@@ -78,9 +118,50 @@ pub async fn probe(addr: SocketAddr, check: &CheckConfig) -> Result<Probe, Check
             lag_bytes: row.get(2),
         })
     };
-    tokio::time::timeout(check.timeout, work)
-        .await
-        .unwrap_or(Err(CheckError::Timeout(check.timeout)))
+    match tokio::time::timeout(check.timeout, work).await {
+        Ok(probed) => probed,
+        Err(_) if heard.load(Ordering::Relaxed) => Err(CheckError::Slow(check.timeout)),
+        Err(_) => Err(CheckError::Timeout(check.timeout)),
+    }
+}
+
+/// A stream that notes whether the server sent anything at all.
+struct Heard<S> {
+    inner: S,
+    heard: Arc<AtomicBool>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Heard<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.heard.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Heard<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Whether a server that answered may take clients.
@@ -121,7 +202,7 @@ pub struct LoginCheck(pub Arc<CheckConfig>);
 
 #[async_trait::async_trait]
 impl upstream::Check<Server> for LoginCheck {
-    async fn check(&self, backend: &Backend) -> Result<(), String> {
+    async fn check(&self, backend: &Backend) -> Result<(), Failure> {
         let check = &self.0;
         let started = Instant::now();
         let probed = probe(backend.addr, check).await;
@@ -137,14 +218,15 @@ impl upstream::Check<Server> for LoginCheck {
                     lag_seconds: Some(p.lag_seconds),
                     lag_bytes: Some(p.lag_bytes),
                 });
-                judge(p, check)
+                judge(p, check).map_err(Failure::broken)
             }
-            Err(e) => Err(ops::error_chain(e)),
+            Err(e) if e.busy() => Err(Failure::busy(ops::error_chain(e))),
+            Err(e) => Err(Failure::broken(ops::error_chain(e))),
         };
-        if result.is_ok() {
-            m.checks_passed.inc();
-        } else {
-            m.checks_failed.inc();
+        match &result {
+            Ok(()) => m.checks_passed.inc(),
+            Err(f) if f.busy => m.checks_busy.inc(),
+            Err(_) => m.checks_failed.inc(),
         }
         result
     }

@@ -7,6 +7,9 @@ use prometheus::{
     IntGaugeVec, Opts, Registry,
 };
 
+/// The `reason` label values of the ejection counters.
+const EJECTION_REASONS: [&str; 2] = ["busy", "no_answer"];
+
 /// Every metric pgbalancer exports (documented in README.md).
 /// How a client connection ended: the `outcome` label of `pgbalancer_client_connections_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +72,8 @@ pub struct Metrics {
     pub waiting: IntGauge,
     pub cancels: IntCounterVec,
     pub backends: IntGauge,
+    ejections: IntCounterVec,
+    spared: IntCounterVec,
 }
 
 /// The series of one backend, looked up once so the relay's hot path is a single atomic add.
@@ -84,6 +89,7 @@ pub struct BackendMetrics {
     pub lag_bytes: IntGauge,
     pub checks_passed: IntCounter,
     pub checks_failed: IntCounter,
+    pub checks_busy: IntCounter,
     pub check_duration: Histogram,
     pub bytes_to_backend: IntCounter,
     pub bytes_to_client: IntCounter,
@@ -122,7 +128,7 @@ impl Metrics {
                 &["backend"],
             )?,
             checks: IntCounterVec::new(
-                opts("pgbalancer_health_checks_total", "Health checks run, by result (pass, fail)."),
+                opts("pgbalancer_health_checks_total", "Health checks run, by result: pass, fail (broken: counts toward fall), busy (full or slow: set aside, never below the floor)."),
                 &["backend", "result"],
             )?,
             check_duration: HistogramVec::new(
@@ -158,6 +164,14 @@ impl Metrics {
                 "pgbalancer_backends",
                 "Backends DNS lists right now.",
             ))?,
+            ejections: IntCounterVec::new(
+                opts("pgbalancer_ejections_total", "Backends taken out of rotation for new clients while up, by reason: busy (a check found it full or slow; back after one passing check) or no_answer (a client's first packet got no answer in time)."),
+                &["reason"],
+            )?,
+            spared: IntCounterVec::new(
+                opts("pgbalancer_ejections_spared_total", "Ejections not made because the backend was among the last in rotation (busy: the floor of half the up backends; no_answer: the last one), by reason."),
+                &["reason"],
+            )?,
             registry,
         };
         m.registry.register(Box::new(m.connections.clone()))?;
@@ -175,6 +189,8 @@ impl Metrics {
         m.registry.register(Box::new(m.waiting.clone()))?;
         m.registry.register(Box::new(m.cancels.clone()))?;
         m.registry.register(Box::new(m.backends.clone()))?;
+        m.registry.register(Box::new(m.ejections.clone()))?;
+        m.registry.register(Box::new(m.spared.clone()))?;
         // Every series of a bounded label exists from the start at 0, so a dashboard's rate()
         // has a line before the first event and the scrape shows every metric.
         for outcome in Outcome::ALL {
@@ -182,6 +198,10 @@ impl Metrics {
         }
         for routing in ["known", "fanout"] {
             m.cancels.with_label_values(&[routing]);
+        }
+        for reason in EJECTION_REASONS {
+            m.ejections.with_label_values(&[reason]);
+            m.spared.with_label_values(&[reason]);
         }
         Ok(m)
     }
@@ -200,10 +220,27 @@ impl Metrics {
             lag_bytes: self.lag_bytes.with_label_values(&[backend]),
             checks_passed: self.checks.with_label_values(&[backend, "pass"]),
             checks_failed: self.checks.with_label_values(&[backend, "fail"]),
+            checks_busy: self.checks.with_label_values(&[backend, "busy"]),
             check_duration: self.check_duration.with_label_values(&[backend]),
             bytes_to_backend: self.bytes.with_label_values(&[backend, "to_backend"]),
             bytes_to_client: self.bytes.with_label_values(&[backend, "to_client"]),
         }
+    }
+
+    /// A backend left rotation (`spared`: would have, but was among the last) for `reason` as
+    /// the upstream core words it.
+    pub fn ejection(&self, reason: &str, spared: bool) {
+        let label = if reason.starts_with(upstream::BUSY_PREFIX) {
+            "busy"
+        } else {
+            "no_answer"
+        };
+        let family = if spared {
+            &self.spared
+        } else {
+            &self.ejections
+        };
+        family.with_label_values(&[label]).inc();
     }
 
     /// Drops every series of a backend that left DNS.
@@ -212,7 +249,7 @@ impl Metrics {
         for result in ["ok", "connect_error", "no_answer"] {
             let _ = self.connections.remove_label_values(&[backend, result]);
         }
-        for result in ["pass", "fail"] {
+        for result in ["pass", "fail", "busy"] {
             let _ = self.checks.remove_label_values(&[backend, result]);
         }
         for direction in ["to_backend", "to_client"] {

@@ -109,8 +109,21 @@ impl upstream::Observer<Server> for PoolObserver {
                 backend.data.metrics.up.set(0);
                 warn!(backend = %addr, %reason, "backend down");
             }
+            (Transition::Readmitted, _) => {
+                info!(backend = %addr, "backend back in rotation: its check passed");
+            }
             (_, Err(reason)) => debug!(backend = %addr, %reason, "health check failed"),
             _ => {}
         }
+    }
+
+    fn ejected(&self, backend: &Backend, reason: &str) {
+        self.metrics.ejection(reason, false);
+        warn!(backend = %backend.addr, %reason, "backend takes no new clients until its next passing check");
+    }
+
+    fn spared(&self, backend: &Backend, reason: &str) {
+        self.metrics.ejection(reason, true);
+        warn!(backend = %backend.addr, %reason, "backend kept in rotation: it is among the last ones");
     }
 }

@@ -337,7 +337,7 @@ fn no_backend_message(shared: &Shared) -> String {
                     Some(c) => c
                         .result
                         .err()
-                        .unwrap_or_else(|| "passing, not yet up".into()),
+                        .map_or_else(|| "passing, not yet up".into(), |f| f.reason),
                     None => "not checked yet".into(),
                 };
                 format!("{}: {reason}", b.addr)

@@ -52,6 +52,9 @@ pub struct BackendStatus {
     pub state: &'static str,
     /// When the state last changed.
     pub since: Option<String>,
+    /// Why it takes no new clients while up: `busy: …` (a check found it full or slow), or no
+    /// answer to a client's first packet. None while it takes them.
+    pub ejected: Option<String>,
     /// `replica`, `primary`, or `unknown` before the first answer.
     pub role: &'static str,
     pub lag_seconds: Option<f64>,
@@ -90,6 +93,7 @@ impl Status {
                     addr: b.addr,
                     state: if h.up { "up" } else { "down" },
                     since: Some(time(h.since)),
+                    ejected: h.ejected.filter(|_| h.up).map(|e| e.reason),
                     role: match d.in_recovery {
                         Some(true) => "replica",
                         Some(false) => "primary",
@@ -101,7 +105,7 @@ impl Status {
                         at: time(c.at),
                         duration_ms: c.duration.as_secs_f64() * 1000.0,
                         passed: c.result.is_ok(),
-                        error: c.result.err(),
+                        error: c.result.err().map(|f| f.reason),
                     }),
                     active_sessions: m.active.get(),
                     total_sessions: m.connected.get(),

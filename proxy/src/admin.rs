@@ -127,7 +127,7 @@ fn endpoint_status(e: &Endpoint) -> EndpointStatus {
         last_check: health.last.map(|c| CheckStatus {
             ok: c.result.is_ok(),
             at: ops::admin::time(c.at),
-            detail: c.result.err(),
+            detail: c.result.err().map(|f| f.reason),
         }),
     }
 }

@@ -10,7 +10,49 @@ use crate::health::{CheckRecord, Transition};
 /// so an implementation that hangs costs one interval, never the endpoint's task.
 #[async_trait]
 pub trait Check<X>: Send + Sync + 'static {
-    async fn check(&self, endpoint: &Endpoint<X>) -> Result<(), String>;
+    async fn check(&self, endpoint: &Endpoint<X>) -> Result<(), Failure>;
+}
+
+/// Why a check failed, and whether the endpoint is broken or only busy.
+///
+/// A broken endpoint (refused, no answer at all, wrong role, lagging) counts against the fall
+/// threshold and goes down. A busy one answered, but said it is full (Postgres' "too many
+/// clients") or was too slow to finish within the timeout: it is alive, and taking it down would
+/// end its sessions and, when every endpoint is busy at once, refuse every client. So a busy
+/// endpoint is only taken out of rotation for new traffic until a check passes, and never below
+/// the floor ([`crate::Members`]): at least half of the up endpoints, and at least one, stay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: String,
+    pub busy: bool,
+}
+
+impl Failure {
+    pub fn broken(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            busy: false,
+        }
+    }
+
+    pub fn busy(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            busy: true,
+        }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Self {
+        Self::broken(reason)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
 }
 
 /// Told of every decision, for logs and metrics. Every method does nothing by default.

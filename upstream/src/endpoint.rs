@@ -160,12 +160,25 @@ impl<X> Endpoint<X> {
         transition
     }
 
-    /// Takes it out of rotation until a check passes; false if it already was out.
+    /// Takes it out of rotation until it passes its probation; false if it already was out.
     pub fn eject(&self, reason: &str) -> bool {
         let mut health = self.lock();
         let ejected = health.eject(reason);
         self.publish(&health);
         ejected
+    }
+
+    /// Takes it out of rotation, busy, until its next passing check; false if it already was out.
+    pub(crate) fn set_aside(&self, reason: &str) -> bool {
+        let mut health = self.lock();
+        let ejected = health.set_aside(reason);
+        self.publish(&health);
+        ejected
+    }
+
+    /// Up by its checks (it may be ejected meanwhile).
+    pub fn is_up(&self) -> bool {
+        self.lock().up
     }
 
     fn publish(&self, health: &Health) {

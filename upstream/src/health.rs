@@ -3,6 +3,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::check::Failure;
+
 /// Consecutive failed checks that take an endpoint down, and passed ones that bring it up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Thresholds {
@@ -35,15 +37,18 @@ pub enum Transition {
 pub struct CheckRecord {
     pub at: SystemTime,
     pub duration: Duration,
-    /// `Err` says why the endpoint failed.
-    pub result: Result<(), String>,
+    /// `Err` says why the endpoint failed, and whether it is broken or only busy.
+    pub result: Result<(), Failure>,
 }
 
-/// Why and when a request took an endpoint out of rotation.
+/// Why and when an endpoint was taken out of rotation: by a failed request, or by a check that
+/// found it busy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ejection {
     pub reason: String,
     pub at: SystemTime,
+    /// Only busy (a check said so): it is back after one passing check, whatever came before.
+    pub busy: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -77,11 +82,18 @@ impl Health {
         self.up && self.ejected.is_none()
     }
 
-    /// Counts a check against the thresholds. A passing check also ends an ejection.
+    /// Counts a check against the thresholds. A passing check also ends an ejection. A busy
+    /// failure counts toward no threshold: it only starts the passes over (the caller decides
+    /// whether it takes the endpoint out of rotation).
     pub fn record(&mut self, record: CheckRecord, t: Thresholds) -> Transition {
         let passed = record.result.is_ok();
+        let busy = record.result.as_ref().is_err_and(|f| f.busy);
         let at = record.at;
         self.last = Some(record);
+        if busy {
+            self.passes = 0;
+            return Transition::None;
+        }
         if passed {
             self.fails = 0;
             self.passes = self.passes.saturating_add(1);
@@ -110,21 +122,38 @@ impl Health {
     /// Takes the endpoint out of rotation until it passes its probation; false if it already
     /// was out.
     pub fn eject(&mut self, reason: &str) -> bool {
+        self.take_out(reason, false)
+    }
+
+    /// Takes a busy endpoint out of rotation until its next passing check; false if it already
+    /// was out.
+    pub fn set_aside(&mut self, reason: &str) -> bool {
+        self.take_out(reason, true)
+    }
+
+    fn take_out(&mut self, reason: &str, busy: bool) -> bool {
         if self.ejected.is_some() {
             return false;
         }
         self.ejected = Some(Ejection {
             reason: reason.to_owned(),
             at: SystemTime::now(),
+            busy,
         });
-        self.ejections_in_a_row = self.ejections_in_a_row.saturating_add(1);
+        if !busy {
+            self.ejections_in_a_row = self.ejections_in_a_row.saturating_add(1);
+        }
         self.passes = 0;
         true
     }
 
     /// Passing checks an ejected endpoint needs before it is re-admitted: 1 after its first
-    /// ejection, then 2, 4 and at most 8 while it keeps failing requests between answers.
+    /// ejection, then 2, 4 and at most 8 while it keeps failing requests between answers; 1
+    /// after it was set aside for being busy.
     pub fn probation(&self) -> u32 {
+        if self.ejected.as_ref().is_some_and(|e| e.busy) {
+            return 1;
+        }
         1 << self.ejections_in_a_row.saturating_sub(1).min(3)
     }
 
@@ -144,7 +173,11 @@ mod tests {
         CheckRecord {
             at: SystemTime::now(),
             duration: Duration::from_millis(1),
-            result: if ok { Ok(()) } else { Err("down".into()) },
+            result: if ok {
+                Ok(())
+            } else {
+                Err(Failure::broken("down"))
+            },
         }
     }
 

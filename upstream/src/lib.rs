@@ -13,8 +13,8 @@ mod health;
 mod load;
 mod members;
 
-pub use check::{Check, Observer};
+pub use check::{Check, Failure, Observer};
 pub use endpoint::{Endpoint, InFlight, NoAnswer};
 pub use health::{CheckRecord, Ejection, Health, Initial, Thresholds, Transition};
 pub use load::Load;
-pub use members::{Choice, Members, Pick, Settings};
+pub use members::{Choice, Members, Pick, Settings, BUSY_PREFIX};

@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::check::{Check, Observer};
+use crate::check::{Check, Failure, Observer};
 use crate::endpoint::Endpoint;
 use crate::health::{CheckRecord, Initial, Thresholds, Transition};
 
@@ -60,12 +60,62 @@ struct Shared<X> {
     observer: Arc<dyn Observer<X>>,
     /// Bumped on every change of membership, health or an ejection.
     changes: watch::Sender<u64>,
+    /// The endpoints, sorted by address.
+    table: ArcSwap<Vec<Arc<Endpoint<X>>>>,
+    /// Held while deciding whether an endpoint may leave rotation, so that two endpoints that
+    /// each count the other as the one that stays cannot both leave.
+    deciding: Mutex<()>,
 }
 
-impl<X> Shared<X> {
+/// How the reason of an ejection for a busy check starts.
+pub const BUSY_PREFIX: &str = "busy: ";
+
+/// Which endpoints a doubtful failure must leave in rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spare {
+    /// None: the failure is certain.
+    Nobody,
+    /// The last usable endpoint (a request's connect timed out, or its endpoint stalled).
+    TheLast,
+    /// At least half of the endpoints that are up, and at least one (a check found it busy).
+    TheFloor,
+}
+
+impl<X: 'static> Shared<X> {
     fn notify(&self) {
         self.changes
             .send_modify(|version| *version = version.wrapping_add(1));
+    }
+
+    /// Takes `endpoint` out of rotation unless `spare` keeps it; true when this call took it out.
+    fn take_out(&self, endpoint: &Endpoint<X>, reason: &str, spare: Spare) -> bool {
+        let _deciding = self.deciding.lock().unwrap_or_else(|e| e.into_inner());
+        if spare != Spare::Nobody && endpoint.usable() {
+            let table = self.table.load();
+            let others = table
+                .iter()
+                .filter(|e| e.addr != endpoint.addr && e.usable())
+                .count();
+            let floor = match spare {
+                Spare::TheFloor => table.iter().filter(|e| e.is_up()).count().div_ceil(2),
+                _ => 1,
+            };
+            if others < floor.max(1) {
+                self.observer.spared(endpoint, reason);
+                return false;
+            }
+        }
+        let out = if spare == Spare::TheFloor {
+            endpoint.set_aside(reason)
+        } else {
+            endpoint.eject(reason)
+        };
+        if !out {
+            return false;
+        }
+        self.observer.ejected(endpoint, reason);
+        self.notify();
+        true
     }
 }
 
@@ -74,8 +124,6 @@ type Make<X> = Box<dyn Fn(SocketAddr) -> X + Send + Sync>;
 pub struct Members<X> {
     shared: Arc<Shared<X>>,
     make: Make<X>,
-    /// Sorted by address.
-    table: ArcSwap<Vec<Arc<Endpoint<X>>>>,
     applied: ArcSwapOption<BTreeSet<SocketAddr>>,
     cursor: AtomicUsize,
     /// The chooser's random numbers (xorshift; quality does not matter, speed does).
@@ -96,9 +144,10 @@ impl<X: Send + Sync + 'static> Members<X> {
                 check,
                 observer,
                 changes: watch::channel(0).0,
+                table: ArcSwap::default(),
+                deciding: Mutex::new(()),
             }),
             make: Box::new(make),
-            table: ArcSwap::default(),
             applied: ArcSwapOption::empty(),
             cursor: AtomicUsize::new(0),
             random: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
@@ -114,11 +163,11 @@ impl<X: Send + Sync + 'static> Members<X> {
 
     /// The endpoints now, sorted by address.
     pub fn endpoints(&self) -> Arc<Vec<Arc<Endpoint<X>>>> {
-        self.table.load_full()
+        self.shared.table.load_full()
     }
 
     pub fn get(&self, addr: &SocketAddr) -> Option<Arc<Endpoint<X>>> {
-        let table = self.table.load();
+        let table = self.shared.table.load();
         table
             .binary_search_by_key(addr, |e| e.addr)
             .ok()
@@ -127,7 +176,8 @@ impl<X: Send + Sync + 'static> Members<X> {
 
     /// The usable endpoints, sorted by address.
     pub fn usable(&self) -> Vec<Arc<Endpoint<X>>> {
-        self.table
+        self.shared
+            .table
             .load()
             .iter()
             .filter(|e| e.usable())
@@ -138,7 +188,7 @@ impl<X: Send + Sync + 'static> Members<X> {
     /// The next usable endpoint not in `tried`, by the settings' [`Choice`], and whether another
     /// was left to try.
     pub fn pick(&self, tried: &[SocketAddr]) -> Option<Pick<X>> {
-        let table = self.table.load();
+        let table = self.shared.table.load();
         let candidate = |e: &&Arc<Endpoint<X>>| e.usable() && !tried.contains(&e.addr);
         let count = table.iter().filter(candidate).count();
         if count == 0 {
@@ -184,6 +234,7 @@ impl<X: Send + Sync + 'static> Members<X> {
     pub fn latency_estimate(&self) -> Option<Duration> {
         // On the request path: no allocation.
         let (sum, n) = self
+            .shared
             .table
             .load()
             .iter()
@@ -228,23 +279,12 @@ impl<X: Send + Sync + 'static> Members<X> {
             return false;
         };
         endpoint.recheck.notify_one();
-        if spare_the_last && endpoint.usable() {
-            let others = self
-                .table
-                .load()
-                .iter()
-                .any(|e| e.addr != *addr && e.usable());
-            if !others {
-                self.shared.observer.spared(&endpoint, reason);
-                return false;
-            }
-        }
-        if !endpoint.eject(reason) {
-            return false;
-        }
-        self.shared.observer.ejected(&endpoint, reason);
-        self.shared.notify();
-        true
+        let spare = if spare_the_last {
+            Spare::TheLast
+        } else {
+            Spare::Nobody
+        };
+        self.shared.take_out(&endpoint, reason, spare)
     }
 
     /// The endpoint set last applied (None before the first).
@@ -254,7 +294,11 @@ impl<X: Send + Sync + 'static> Members<X> {
 
     /// Every endpoint has had its first check.
     pub fn all_checked(&self) -> bool {
-        self.table.load().iter().all(|e| e.health().last.is_some())
+        self.shared
+            .table
+            .load()
+            .iter()
+            .all(|e| e.health().last.is_some())
     }
 
     /// The change counter: compare with [`Members::subscribe`] to see what changed since.
@@ -305,7 +349,7 @@ impl<X: Send + Sync + 'static> Members<X> {
     }
 
     fn apply(&self, set: &Endpoints, tasks: &mut HashMap<SocketAddr, CheckTask>) {
-        let old = self.table.load_full();
+        let old = self.shared.table.load_full();
         let shared = &self.shared;
         let mut table = Vec::with_capacity(set.len());
         for addr in set.iter() {
@@ -333,7 +377,7 @@ impl<X: Send + Sync + 'static> Members<X> {
             gone.retire();
             shared.observer.left(gone);
         }
-        self.table.store(Arc::new(table));
+        self.shared.table.store(Arc::new(table));
         self.applied.store(Some(Arc::clone(set)));
         shared.observer.membership(set.len());
         shared.notify();
@@ -342,7 +386,7 @@ impl<X: Send + Sync + 'static> Members<X> {
 
 impl<X> std::fmt::Debug for Members<X> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let table = self.table.load();
+        let table = self.shared.table.load();
         f.debug_struct("Members")
             .field(
                 "endpoints",
@@ -392,7 +436,12 @@ async fn checks<X: Send + Sync + 'static>(endpoint: Arc<Endpoint<X>>, shared: Ar
         let started = Instant::now();
         let result = tokio::time::timeout(settings.check_timeout, shared.check.check(&endpoint))
             .await
-            .unwrap_or_else(|_| Err(format!("no answer within {:?}", settings.check_timeout)));
+            .unwrap_or_else(|_| {
+                Err(Failure::broken(format!(
+                    "no answer within {:?}",
+                    settings.check_timeout
+                )))
+            });
         let record = CheckRecord {
             at,
             duration: started.elapsed(),
@@ -408,6 +457,12 @@ async fn checks<X: Send + Sync + 'static>(endpoint: Arc<Endpoint<X>>, shared: Ar
         shared.observer.checked(&endpoint, &record, transition);
         if transition != Transition::None {
             shared.notify();
+        }
+        if let Err(failure) = &record.result {
+            if failure.busy && endpoint.usable() {
+                let reason = format!("{BUSY_PREFIX}{}", failure.reason);
+                shared.take_out(&endpoint, &reason, Spare::TheFloor);
+            }
         }
     }
 }

@@ -26,6 +26,7 @@ table {{ border-collapse: collapse; }}
 th, td {{ border: 1px solid #999; padding: 2px 6px; text-align: right; }}
 th {{ background: #eee; }} td.l {{ text-align: left; }}
 tr.up {{ background: #c0ffc0; }} tr.down {{ background: #ffc0c0; }}
+tr.ejected {{ background: #ffffb0; }}
 </style></head><body>
 <h1>pgbalancer {version}</h1>
 <p>upstream <b>{upstream}</b> &middot; listen {listen} &middot; role filter {role:?} &middot;
@@ -78,10 +79,18 @@ fn row(html: &mut String, b: &BackendStatus) {
     };
     let _ = writeln!(
         html,
-        "<tr class=\"{state}\"><td class=\"l\">{addr}</td><td>{state}</td><td>{since}</td>\
+        "<tr class=\"{class}\"><td class=\"l\">{addr}</td><td>{state}</td><td>{since}</td>\
 <td>{role}</td><td>{lag}</td><td>{lag_bytes}</td><td>{at}</td><td class=\"l\">{result}</td>\
 <td>{ms}</td><td>{active}</td><td>{total}</td><td>{errors}</td><td>{bin}</td><td>{bout}</td></tr>",
-        state = b.state,
+        class = if b.ejected.is_some() {
+            "ejected"
+        } else {
+            b.state
+        },
+        state = match &b.ejected {
+            Some(why) => format!("{} (set aside: {})", b.state, esc(why)),
+            None => b.state.to_owned(),
+        },
         addr = b.addr,
         since = opt(b.since.clone()),
         role = b.role,

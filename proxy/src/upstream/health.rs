@@ -56,13 +56,18 @@ pub struct PingoraCheck(pub Checker);
 
 #[async_trait]
 impl upstream::Check<Pod> for PingoraCheck {
-    async fn check(&self, endpoint: &Endpoint) -> Result<(), String> {
+    async fn check(&self, endpoint: &Endpoint) -> Result<(), upstream::Failure> {
         let backend = Backend {
             addr: pingora_core::protocols::l4::socket::SocketAddr::Inet(endpoint.addr),
             weight: 1,
             ext: Default::default(),
         };
-        self.0.check(&backend).await.map_err(|e| e.to_string())
+        // A check here cannot tell a busy pod from a frozen one (neither answers): every failure
+        // counts as broken.
+        self.0
+            .check(&backend)
+            .await
+            .map_err(|e| upstream::Failure::broken(e.to_string()))
     }
 }
 
@@ -100,7 +105,11 @@ impl upstream::Observer<Pod> for GroupObserver {
         match transition {
             Transition::None => {}
             Transition::Down => {
-                let error = record.result.as_ref().err().map_or("", String::as_str);
+                let error = record
+                    .result
+                    .as_ref()
+                    .err()
+                    .map_or("", |f| f.reason.as_str());
                 warn!(%group, %addr, %error, "endpoint down: active health check failed");
                 self.metrics.went_down.inc();
             }

@@ -12,10 +12,12 @@ use super::*;
 
 mod gray;
 
-/// A check whose verdict the test sets, counting its calls per endpoint.
+/// A check whose verdict the test sets, counting its calls per endpoint: busy for the endpoints
+/// in `busy`, else healthy or broken for all.
 #[derive(Default)]
 struct Switch {
     healthy: AtomicBool,
+    busy: Mutex<BTreeSet<SocketAddr>>,
     calls: Mutex<HashMap<SocketAddr, u32>>,
 }
 
@@ -27,12 +29,14 @@ impl Switch {
 
 #[async_trait]
 impl Check<()> for Switch {
-    async fn check(&self, endpoint: &Endpoint<()>) -> Result<(), String> {
+    async fn check(&self, endpoint: &Endpoint<()>) -> Result<(), Failure> {
         *self.calls.lock().unwrap().entry(endpoint.addr).or_default() += 1;
-        if self.healthy.load(Ordering::Relaxed) {
+        if self.busy.lock().unwrap().contains(&endpoint.addr) {
+            Err(Failure::busy("too many clients"))
+        } else if self.healthy.load(Ordering::Relaxed) {
             Ok(())
         } else {
-            Err("switched off".into())
+            Err(Failure::broken("switched off"))
         }
     }
 }
@@ -148,7 +152,7 @@ async fn fall_failed_checks_take_it_out_and_rise_bring_it_back_with_a_new_incarn
     assert!(!e.usable());
     assert_eq!(
         e.health().last.unwrap().result,
-        Err("switched off".to_owned())
+        Err(Failure::broken("switched off"))
     );
     r.check.healthy.store(true, Ordering::Relaxed);
     tokio::time::sleep(SECOND).await;

@@ -1,6 +1,6 @@
 //! Gray failures on paused time: least-loaded choice away from a frozen or slow endpoint and even
 //! between alike ones, the last usable endpoint spared, a stalled endpoint told from a slow
-//! request.
+//! request, busy endpoints set aside only down to the floor.
 
 use std::sync::atomic::Ordering;
 
@@ -163,4 +163,64 @@ async fn least_loaded_shares_evenly_between_endpoints_that_are_alike() {
         (150..=250).contains(&to_one),
         "endpoint 1 got {to_one} of 400"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn busy_endpoints_are_set_aside_down_to_the_floor_and_come_back_after_one_pass() {
+    // fall 1: a broken check would take each down at once.
+    let r = rig(Initial::Up, 1, 1, true);
+    r.dns.send_replace(set(&[1, 2, 3, 4]));
+    settle().await;
+    assert_eq!(r.members.usable().len(), 4);
+
+    // Every one says it is full, several times over: half stay in rotation, none goes down.
+    r.check.busy.lock().unwrap().extend((1..=4).map(addr));
+    for _ in 0..3 {
+        tokio::time::sleep(SECOND).await;
+        settle().await;
+        assert_eq!(r.members.usable().len(), 2, "the floor: half of four");
+        let endpoints = r.members.endpoints();
+        assert!(endpoints.iter().all(|e| e.is_up()), "busy is not down");
+    }
+    assert_eq!(r.log.ejected.load(Ordering::Relaxed), 2);
+    let aside = r.members.endpoints().iter().find(|e| !e.usable()).cloned();
+    let aside = aside.unwrap();
+    let ejection = aside.health().ejected.unwrap();
+    assert!(
+        ejection.busy && ejection.reason.starts_with("busy: "),
+        "{ejection:?}"
+    );
+
+    // Room again: one passing check each brings them back, whatever the ejections before.
+    r.check.busy.lock().unwrap().clear();
+    tokio::time::sleep(SECOND).await;
+    settle().await;
+    assert_eq!(r.members.usable().len(), 4);
+    assert!(r
+        .log
+        .transitions
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|t| *t == Transition::Readmitted));
+}
+
+#[tokio::test(start_paused = true)]
+async fn of_two_busy_endpoints_one_stays_and_a_broken_last_one_still_goes_down() {
+    let r = rig(Initial::Up, 1, 1, true);
+    r.dns.send_replace(set(&[1, 2]));
+    settle().await;
+    r.check.busy.lock().unwrap().extend([addr(1), addr(2)]);
+    for _ in 0..3 {
+        tokio::time::sleep(SECOND).await;
+        settle().await;
+        assert_eq!(r.members.usable().len(), 1, "never both, never none");
+    }
+    // Broken is another matter: the floor is for busy endpoints only.
+    r.check.busy.lock().unwrap().clear();
+    r.check.healthy.store(false, Ordering::Relaxed);
+    tokio::time::sleep(SECOND).await;
+    settle().await;
+    assert!(r.members.usable().is_empty());
+    assert!(r.members.endpoints().iter().all(|e| !e.is_up()));
 }
