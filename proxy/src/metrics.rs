@@ -8,6 +8,8 @@ use arc_swap::ArcSwap;
 use discovery::{LookupResult, Stats};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
+mod endpoints;
+
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry,
@@ -76,6 +78,8 @@ pub struct Metrics {
     endpoints: IntGaugeVec,
     /// The running groups' DNS watchers, read at scrape time.
     dns: DnsSources,
+    /// The running groups, whose endpoints are read at scrape time.
+    groups: endpoints::Groups,
     pub config: ConfigMetrics,
 }
 
@@ -215,6 +219,12 @@ impl Metrics {
         registry
             .register(Box::new(DnsLookups::new(Arc::clone(&dns))))
             .expect("registered once");
+        let groups = Arc::new(ArcSwap::default());
+        registry
+            .register(Box::new(endpoints::EndpointSeries::new(Arc::clone(
+                &groups,
+            ))))
+            .expect("registered once");
         Self {
             registry,
             requests,
@@ -227,6 +237,7 @@ impl Metrics {
             health_changes,
             endpoints,
             dns,
+            groups,
             config,
         }
     }
@@ -257,6 +268,11 @@ impl Metrics {
     /// Exports these watchers' counters as `proxy_dns_lookups_total{group,result}` from now on.
     pub fn set_dns(&self, groups: Vec<(String, Arc<Stats>)>) {
         self.dns.store(Arc::new(groups));
+    }
+
+    /// Exports the `proxy_endpoint_*` series of these groups' endpoints from now on.
+    pub fn set_groups(&self, groups: Vec<Arc<crate::upstream::Group>>) {
+        self.groups.store(Arc::new(groups));
     }
 
     /// A group left the configuration: its gauges go, so no dashboard shows endpoints of a group

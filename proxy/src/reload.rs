@@ -209,6 +209,7 @@ pub(crate) fn observe(metrics: &Metrics, live: &Live) {
             .filter_map(|g| Some((g.name().to_owned(), Arc::clone(g.discovery()?.stats()))))
             .collect(),
     );
+    metrics.set_groups(live.router.groups().to_vec());
     metrics.config.running(live.generation, live.applied_at);
 }
 

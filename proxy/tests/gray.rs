@@ -43,6 +43,14 @@ async fn a_frozen_pod_costs_no_request_and_only_a_handful_wait_a_second() {
         .metric(r#"proxy_endpoint_ejections_total{group="default",reason="first_byte_timeout"}"#)
         .await
         .expect("the ejection series");
+    let usable = lab
+        .proxy
+        .metric(&format!(
+            r#"proxy_endpoint_usable{{endpoint="{}",group="default"}}"#,
+            lab.addr(1)
+        ))
+        .await
+        .expect("the endpoint's series");
     tokio::time::sleep(2 * SECOND).await;
     lab.pod(1).thaw();
     let thawed_at = load.now();
@@ -64,6 +72,7 @@ async fn a_frozen_pod_costs_no_request_and_only_a_handful_wait_a_second() {
         "the frozen pod is out of rotation: {status}"
     );
     assert!(stalls >= 1.0, "a request that stalled on it ejected it");
+    assert_eq!(usable, 0.0, "its proxy_endpoint_usable says so");
     let during = samples
         .iter()
         .filter(|s| s.sent > frozen_at + 2 * SECOND && s.sent < thawed_at);
@@ -90,9 +99,28 @@ async fn one_slow_pod_of_three(net: u8, extra: &[&str]) -> (Duration, Duration, 
     lab.pods[0].set_delay(Duration::from_millis(300));
     let slowed_at = load.now();
     tokio::time::sleep(8 * SECOND).await;
+    let ewma = |host: u8| {
+        let series = format!(
+            r#"proxy_endpoint_response_time_ewma_seconds{{endpoint="{}",group="default"}}"#,
+            lab.addr(host)
+        );
+        let proxy = &lab.proxy;
+        async move {
+            proxy
+                .metric(&series)
+                .await
+                .expect("the endpoint's estimate")
+        }
+    };
+    let (slow_estimate, healthy_estimate) = (ewma(1).await, ewma(2).await);
     let samples = load.finish().await;
 
     assert_no_failures(&samples);
+    // What the balancer sees is what a user can graph.
+    assert!(
+        slow_estimate >= 0.25 && healthy_estimate < 0.1,
+        "estimates: slow pod {slow_estimate} s, a healthy one {healthy_estimate} s"
+    );
     let after: Vec<&Sample> = samples.iter().filter(|s| s.sent > slowed_at).collect();
     let slow = lab.addr(1);
     let healthy: Vec<&Sample> = after
