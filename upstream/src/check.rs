@@ -43,12 +43,6 @@ impl Failure {
     }
 }
 
-impl From<String> for Failure {
-    fn from(reason: String) -> Self {
-        Self::broken(reason)
-    }
-}
-
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.reason)
