@@ -18,6 +18,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::check::{Check, Failure, Observer};
 use crate::endpoint::Endpoint;
 use crate::health::{CheckRecord, Initial, Thresholds, Transition};
+use rotation::Spare;
 
 /// How the next endpoint is chosen among the usable ones.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,52 +71,10 @@ struct Shared<X> {
 /// How the reason of an ejection for a busy check starts.
 pub const BUSY_PREFIX: &str = "busy: ";
 
-/// Which endpoints a doubtful failure must leave in rotation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Spare {
-    /// None: the failure is certain.
-    Nobody,
-    /// The last usable endpoint (a request's connect timed out, or its endpoint stalled).
-    TheLast,
-    /// At least half of the endpoints that are up, and at least one (a check found it busy).
-    TheFloor,
-}
-
 impl<X: 'static> Shared<X> {
     fn notify(&self) {
         self.changes
             .send_modify(|version| *version = version.wrapping_add(1));
-    }
-
-    /// Takes `endpoint` out of rotation unless `spare` keeps it; true when this call took it out.
-    fn take_out(&self, endpoint: &Endpoint<X>, reason: &str, spare: Spare) -> bool {
-        let _deciding = self.deciding.lock().unwrap_or_else(|e| e.into_inner());
-        if spare != Spare::Nobody && endpoint.usable() {
-            let table = self.table.load();
-            let others = table
-                .iter()
-                .filter(|e| e.addr != endpoint.addr && e.usable())
-                .count();
-            let floor = match spare {
-                Spare::TheFloor => table.iter().filter(|e| e.is_up()).count().div_ceil(2),
-                _ => 1,
-            };
-            if others < floor.max(1) {
-                self.observer.spared(endpoint, reason);
-                return false;
-            }
-        }
-        let out = if spare == Spare::TheFloor {
-            endpoint.set_aside(reason)
-        } else {
-            endpoint.eject(reason)
-        };
-        if !out {
-            return false;
-        }
-        self.observer.ejected(endpoint, reason);
-        self.notify();
-        true
     }
 }
 
@@ -466,6 +425,8 @@ async fn checks<X: Send + Sync + 'static>(endpoint: Arc<Endpoint<X>>, shared: Ar
         }
     }
 }
+
+mod rotation;
 
 #[cfg(test)]
 mod tests;
