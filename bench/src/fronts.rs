@@ -69,7 +69,11 @@ pub async fn start(front: Front, cluster: &Cluster) -> anyhow::Result<(Process, 
                 &dns.to_string(),
             ]
             .map(str::to_owned);
-            let env = [("RUST_LOG", "warn".to_owned())];
+            // As nginx and HAProxy here (`access_log off`, no `option httplog`): no access log.
+            let env = [
+                ("RUST_LOG", "warn".to_owned()),
+                ("PROXY_ACCESS_LOG", "off".to_owned()),
+            ];
             (
                 Process::spawn("proxy", &cluster.bins.proxy, &args, &env, work)?,
                 addr,

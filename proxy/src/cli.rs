@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::access_log::AccessLog;
 use crate::config::{Balance, CheckKind, FirstByteSpec, LogFormat, Overrides, Source};
+use crate::forwarding::Forwarding;
 
 /// HTTP reverse proxy that follows a Kubernetes headless Service through DNS.
 ///
@@ -130,6 +132,18 @@ pub struct Cli {
     /// Log format: text or json (one JSON object per line). [default: text]
     #[arg(long, env = "PROXY_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+
+    /// Access log on stdout, one line per request: `text` (logfmt: client, method, target, host,
+    /// status, bytes in and out, group, upstream, attempts, held, upstream and total time, user
+    /// agent), `json` (the same fields) or `off`. [default: text]
+    #[arg(long, env = "PROXY_ACCESS_LOG", value_enum)]
+    pub access_log: Option<AccessLog>,
+
+    /// Headers that tell the upstream who the client is, comma-separated: x-forwarded-for
+    /// (appended), x-forwarded-proto, x-real-ip, forwarded (RFC 7239, appended); or `none`.
+    /// [default: x-forwarded-for,x-forwarded-proto,x-real-ip]
+    #[arg(long, env = "PROXY_FORWARDED_HEADERS", value_name = "LIST")]
+    pub forwarded_headers: Option<Forwarding>,
 }
 
 impl From<&Cli> for Source {
@@ -160,6 +174,8 @@ impl From<&Cli> for Source {
                 body_timeout: cli.body_timeout,
                 max_body_bytes: cli.max_body_bytes,
                 log_format: cli.log_format,
+                access_log: cli.access_log,
+                forwarding: cli.forwarded_headers,
             },
         }
     }

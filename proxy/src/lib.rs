@@ -7,11 +7,13 @@
 //! admin listener serves metrics and status ([`admin`]); SIGHUP reloads the configuration
 //! ([`reload`]). [`run`] wires it together.
 
+pub mod access_log;
 pub mod admin;
 pub mod check_request;
 pub mod cli;
 pub mod config;
 mod drain;
+pub mod forwarding;
 mod inflight;
 pub mod limits;
 mod live;
@@ -22,7 +24,7 @@ pub mod service;
 pub mod upstream;
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -79,13 +81,7 @@ pub fn run(config: Config, source: config::Source) -> anyhow::Result<()> {
         .iter()
         .map(|g| format!("{}={}", g.name(), g.target()))
         .collect();
-    let live = Live {
-        router: router::Router::new(groups),
-        upstream: config.upstream.clone(),
-        limits: config.limits.clone(),
-        generation: 1,
-        applied_at: SystemTime::now(),
-    };
+    let live = Live::new(router::Router::new(groups), &config, 1);
     reload::observe(&metrics, &live);
     let live: SharedLive = Arc::new(ArcSwap::from_pointee(live));
     control.spawn(admin::serve(

@@ -8,18 +8,37 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
-use crate::config::Limits;
-use crate::config::UpstreamSettings;
+use crate::access_log::AccessLog;
+use crate::config::{Config, Limits, UpstreamSettings};
+use crate::forwarding::Forwarding;
 use crate::router::Router;
 
 pub struct Live {
     pub router: Router,
     pub upstream: UpstreamSettings,
     pub limits: Limits,
+    pub access_log: AccessLog,
+    pub forwarding: Forwarding,
     /// 1 at start, one more per applied reload.
     pub generation: u64,
     /// When this generation was applied.
     pub applied_at: SystemTime,
+}
+
+impl Live {
+    /// Generation `generation` of the routes `router`, with `config`'s per-request settings,
+    /// applied now.
+    pub fn new(router: Router, config: &Config, generation: u64) -> Self {
+        Self {
+            router,
+            upstream: config.upstream.clone(),
+            limits: config.limits.clone(),
+            access_log: config.access_log,
+            forwarding: config.forwarding,
+            generation,
+            applied_at: SystemTime::now(),
+        }
+    }
 }
 
 /// The current [`Live`], read once per request and replaced by a reload.

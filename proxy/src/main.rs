@@ -20,8 +20,8 @@ fn main() -> ExitCode {
     };
     if cli.check_config {
         println!(
-            "configuration ok: listen {}, admin {}",
-            config.listen, config.admin
+            "configuration ok: listen {}, admin {}, access log {}, forwarded headers {}",
+            config.listen, config.admin, config.access_log, config.forwarding
         );
         for g in &config.groups {
             let hosts = if g.hosts.is_empty() {

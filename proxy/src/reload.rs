@@ -7,7 +7,7 @@
 //! when the last of them lets go of it. A file that does not load leaves everything as it runs.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
@@ -154,13 +154,7 @@ impl Reloader {
             .collect();
         wait_warm(&started).await;
 
-        let live = Live {
-            router: Router::new(groups),
-            upstream: new.upstream.clone(),
-            limits: new.limits.clone(),
-            generation: current.generation + 1,
-            applied_at: SystemTime::now(),
-        };
+        let live = Live::new(Router::new(groups), &new, current.generation + 1);
         drop(current);
         observe(&self.metrics, &live);
         self.live.store(Arc::new(live));

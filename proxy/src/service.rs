@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorType, Result};
-use pingora_http::ResponseHeader;
+use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
+use crate::access_log::{self, AccessLog};
 use crate::inflight::{InFlight, InFlightGuard};
 use crate::limits::connections;
 use crate::limits::request as limits;
@@ -51,6 +52,10 @@ pub struct RequestCtx {
     cut: bool,
     /// The current attempt's answer has begun (its header came back).
     answered: bool,
+    /// When the current attempt began (its endpoint picked, before the connect).
+    attempt_started: Option<Instant>,
+    /// The current attempt's time to its response header.
+    first_byte: Option<Duration>,
     attempts: u32,
     /// Time spent waiting for an endpoint.
     held: Duration,
@@ -90,6 +95,8 @@ impl ProxyHttp for Proxy {
             first_byte_deadline: None,
             cut: false,
             answered: false,
+            attempt_started: None,
+            first_byte: None,
             attempts: 0,
             held: Duration::ZERO,
             unavailable: None,
@@ -207,6 +214,8 @@ impl ProxyHttp for Proxy {
         peer.group_key = endpoint.incarnation();
         ctx.first_byte_deadline = first_byte;
         ctx.answered = false;
+        ctx.attempt_started = Some(Instant::now());
+        ctx.first_byte = None;
         ctx.in_flight = Some(endpoint.begin());
         ctx.current = Some(endpoint);
         Ok(Box::new(peer))
@@ -294,6 +303,17 @@ impl ProxyHttp for Proxy {
         e
     }
 
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let client = session.client_addr().and_then(|a| a.as_inet()).copied();
+        ctx.live.forwarding.apply(upstream_request, client);
+        Ok(())
+    }
+
     async fn response_filter(
         &self,
         _session: &mut Session,
@@ -301,6 +321,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.answered = true;
+        ctx.first_byte = ctx.attempt_started.map(|t| t.elapsed());
         if let Some(in_flight) = &ctx.in_flight {
             in_flight.answered();
         }
@@ -355,19 +376,40 @@ impl ProxyHttp for Proxy {
             g.events.metrics.response(status);
             g.events.metrics.duration.observe(duration.as_secs_f64());
         }
+        if ctx.live.access_log == AccessLog::Off {
+            return;
+        }
         let req = session.req_header();
-        let upstream = ctx.current.as_ref().map(|ep| ep.addr);
-        tracing::info!(
-            target: "access",
-            method = %req.method,
-            path = %req.uri,
+        let header = |name| {
+            req.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        };
+        let host = match header(http::header::HOST) {
+            "" => req.uri.host().unwrap_or(""),
+            host => host,
+        };
+        let error = e.map(|e| e.to_string());
+        let entry = access_log::Entry {
+            client: session.client_addr().and_then(|a| a.as_inet()).copied(),
+            method: req.method.as_str(),
+            target: std::str::from_utf8(req.raw_path()).unwrap_or("-"),
+            proto: access_log::proto(req.version),
+            host,
             status,
+            bytes_in: session.body_bytes_read(),
+            bytes_out: session.body_bytes_sent(),
+            user_agent: header(http::header::USER_AGENT),
             group,
-            upstream = %upstream.map_or_else(|| "-".to_owned(), |a| a.to_string()),
-            attempts = ctx.attempts,
-            held_ms = ctx.held.as_millis() as u64,
-            duration_ms = duration.as_secs_f64() * 1000.0,
-            error = e.map(|e| e.to_string()),
-        );
+            upstream: ctx.current.as_ref().map(|ep| ep.addr),
+            attempts: ctx.attempts,
+            held: ctx.held,
+            upstream_first_byte: ctx.first_byte,
+            upstream_time: ctx.attempt_started.map(|t| t.elapsed()),
+            duration,
+            error: error.as_deref(),
+        };
+        ctx.live.access_log.write(&entry);
     }
 }

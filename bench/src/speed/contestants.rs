@@ -170,7 +170,10 @@ fn spawn_ours(
         "--header-timeout".to_owned(),
         IDLE.to_owned(),
     ];
-    let env = [("RUST_LOG", "warn".to_owned())];
+    let env = [
+        ("RUST_LOG", "warn".to_owned()),
+        ("PROXY_ACCESS_LOG", "off".to_owned()),
+    ];
     Process::spawn(name, binary, &args, &env, plan.work)
 }
 

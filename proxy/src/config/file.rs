@@ -9,6 +9,8 @@ use serde::Deserialize;
 
 use super::tuning::{Balance, CheckKind, FirstByteSpec};
 use super::{ConfigError, LogFormat};
+use crate::access_log::AccessLog;
+use crate::forwarding::Forwarded;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,6 +22,11 @@ pub struct FileConfig {
     /// Worker threads for proxying.
     pub threads: Option<usize>,
     pub log_format: Option<LogFormat>,
+    /// `off`, `text` or `json`.
+    pub access_log: Option<AccessLog>,
+    /// Forwarding headers to set: `[x-forwarded-for, x-forwarded-proto, x-real-ip, forwarded]`;
+    /// `[]` for none.
+    pub forwarded_headers: Option<Vec<Forwarded>>,
     /// DNS server to ask instead of /etc/resolv.conf's.
     pub resolver: Option<SocketAddr>,
     #[serde(default, with = "humantime_serde")]

@@ -10,6 +10,8 @@ use super::tuning::{Balance, CheckKind, FirstByte, FirstByteSpec};
 use super::Limits;
 use super::Overrides;
 use super::{ConfigError, LogFormat};
+use crate::access_log::AccessLog;
+use crate::forwarding::Forwarding;
 
 /// Everything the proxy needs, checked.
 #[derive(Debug, Clone)]
@@ -18,6 +20,10 @@ pub struct Config {
     pub admin: SocketAddr,
     pub threads: usize,
     pub log_format: LogFormat,
+    /// The access log on stdout; reloadable.
+    pub access_log: AccessLog,
+    /// Forwarding headers set on every upstream request; reloadable.
+    pub forwarding: Forwarding,
     pub resolver: ResolverSpec,
     pub resolve_interval: Duration,
     pub shutdown_timeout: Duration,
@@ -193,6 +199,11 @@ impl Config {
                 .or(file.threads)
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             log_format: given.log_format.or(file.log_format).unwrap_or_default(),
+            access_log: given.access_log.or(file.access_log).unwrap_or_default(),
+            forwarding: given
+                .forwarding
+                .or_else(|| file.forwarded_headers.as_deref().map(Forwarding::of))
+                .unwrap_or_default(),
             resolver: given
                 .resolver
                 .or(file.resolver)

@@ -9,6 +9,8 @@ use std::time::Duration;
 use super::file::FileConfig;
 use super::tuning::{Balance, CheckKind, FirstByteSpec};
 use super::{Config, ConfigError, LogFormat};
+use crate::access_log::AccessLog;
+use crate::forwarding::Forwarding;
 
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -34,6 +36,8 @@ pub struct Overrides {
     pub body_timeout: Option<Duration>,
     pub max_body_bytes: Option<u64>,
     pub log_format: Option<LogFormat>,
+    pub access_log: Option<AccessLog>,
+    pub forwarding: Option<Forwarding>,
 }
 
 /// Where a configuration comes from: the file (if any) under the overrides. A reload reads the

@@ -47,13 +47,11 @@ fn start(yaml: &str, flags: &[&str]) -> Fixture {
         .iter()
         .map(|g| start_group(g, &config, &metrics).unwrap())
         .collect();
-    let live = Arc::new(ArcSwap::from_pointee(Live {
-        router: Router::new(groups),
-        upstream: config.upstream.clone(),
-        limits: config.limits.clone(),
-        generation: 1,
-        applied_at: SystemTime::now(),
-    }));
+    let live = Arc::new(ArcSwap::from_pointee(Live::new(
+        Router::new(groups),
+        &config,
+        1,
+    )));
     let reloader = Reloader::new(source, config, Arc::clone(&live), Arc::clone(&metrics));
     Fixture {
         _dir: dir,

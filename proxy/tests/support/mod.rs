@@ -14,7 +14,8 @@ pub use lab::{served_by, warm_up, Lab};
 pub use load::{assert_no_failures, failures, Load, Outcome, Sample};
 #[allow(unused_imports)]
 pub use pod::Pod;
-pub use proxy::ProxyProcess;
+#[allow(unused_imports)]
+pub use proxy::{AccessLines, ProxyProcess};
 #[allow(unused_imports)]
 pub use recorder::Recorder;
 

@@ -12,18 +12,49 @@ pub struct ProxyProcess {
 
 impl ProxyProcess {
     /// Starts `proxy --listen <listen> --admin <admin> <args>` and waits until its admin
-    /// listener answers.
+    /// listener answers. Its access log is off (`PROXY_ACCESS_LOG=off`) unless `args` ask.
     pub async fn start(listen: SocketAddr, admin: SocketAddr, args: &[&str]) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_proxy"))
+        Self::spawn(listen, admin, args, false).await
+    }
+
+    /// [`Self::start`], with its stdout (the access log, at its default unless `args` say)
+    /// read line by line.
+    pub async fn start_logged(
+        listen: SocketAddr,
+        admin: SocketAddr,
+        args: &[&str],
+    ) -> (Self, AccessLines) {
+        let mut proxy = Self::spawn(listen, admin, args, true).await;
+        let stdout = proxy.child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        (proxy, AccessLines(rx))
+    }
+
+    async fn spawn(listen: SocketAddr, admin: SocketAddr, args: &[&str], logged: bool) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_proxy"));
+        command
             .arg("--listen")
             .arg(listen.to_string())
             .arg("--admin")
             .arg(admin.to_string())
             .args(args)
-            .env("RUST_LOG", "info,access=warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("starting the proxy binary");
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null());
+        if logged {
+            command.stdout(Stdio::piped());
+        } else {
+            command.env("PROXY_ACCESS_LOG", "off");
+        }
+        let child = command.spawn().expect("starting the proxy binary");
         let proxy = Self {
             listen,
             admin,
@@ -127,6 +158,19 @@ impl ProxyProcess {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// The lines a proxy started with [`ProxyProcess::start_logged`] wrote on stdout.
+pub struct AccessLines(tokio::sync::mpsc::UnboundedReceiver<String>);
+
+impl AccessLines {
+    /// The next line, if one comes within `limit`.
+    pub async fn next(&mut self, limit: Duration) -> Option<String> {
+        tokio::time::timeout(limit, self.0.recv())
+            .await
+            .ok()
+            .flatten()
     }
 }
 
