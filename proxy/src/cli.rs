@@ -64,6 +64,12 @@ pub struct Cli {
     #[arg(long, env = "PROXY_HOLD_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub hold_timeout: Option<Duration>,
 
+    /// An upgraded connection (websocket, any `Upgrade` answered 101) is a tunnel: no body size
+    /// or body timeout applies, and it is closed only after nothing crossed it in one direction
+    /// for this long. [default: 1h]
+    #[arg(long, env = "PROXY_TUNNEL_IDLE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub tunnel_idle_timeout: Option<Duration>,
+
     /// Attempts per request, on different endpoints where possible. [default: 3]
     #[arg(long, env = "PROXY_MAX_ATTEMPTS", value_name = "N")]
     pub max_attempts: Option<u32>,
@@ -160,6 +166,7 @@ impl From<&Cli> for Source {
                 connect_timeout: cli.connect_timeout,
                 failover_connect_timeout: cli.failover_connect_timeout,
                 hold_timeout: cli.hold_timeout,
+                tunnel_idle_timeout: cli.tunnel_idle_timeout,
                 max_attempts: cli.max_attempts,
                 health_path: cli.health_path.clone(),
                 health_kind: cli.health_kind,

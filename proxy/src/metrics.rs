@@ -76,6 +76,9 @@ pub struct Metrics {
     ejections: IntCounterVec,
     health_changes: IntCounterVec,
     endpoints: IntGaugeVec,
+    tunnels_open: IntGaugeVec,
+    tunnel_bytes: IntCounterVec,
+    tunnels_closed: IntCounterVec,
     /// The running groups' DNS watchers, read at scrape time.
     dns: DnsSources,
     /// The running groups, whose endpoints are read at scrape time.
@@ -116,6 +119,50 @@ pub struct GroupMetrics {
     pub endpoints_usable: IntGauge,
     pub endpoints_ejected: IntGauge,
     pub endpoints_down: IntGauge,
+    pub tunnels: TunnelMetrics,
+}
+
+/// Upgraded connections (websocket and any `Upgrade`) of one group.
+#[derive(Clone)]
+pub struct TunnelMetrics {
+    pub open: IntGauge,
+    pub bytes_from_client: IntCounter,
+    pub bytes_to_client: IntCounter,
+    /// By [`TunnelEnd::ALL`].
+    closed: [IntCounter; 3],
+}
+
+/// How a tunnel ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelEnd {
+    /// One side closed it.
+    Closed,
+    /// Nothing crossed it in either direction for `tunnel_idle_timeout`.
+    IdleTimeout,
+    /// A read or write failed (a reset, a vanished peer).
+    Error,
+}
+
+impl TunnelEnd {
+    pub const ALL: [Self; 3] = [Self::Closed, Self::IdleTimeout, Self::Error];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::IdleTimeout => "idle_timeout",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl TunnelMetrics {
+    pub fn closed(&self, end: TunnelEnd) {
+        let i = TunnelEnd::ALL
+            .iter()
+            .position(|e| *e == end)
+            .expect("listed");
+        self.closed[i].inc();
+    }
 }
 
 const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
@@ -177,6 +224,21 @@ impl Metrics {
             "Known endpoints by state: usable, ejected (passive), down (active checks).",
             &["group", "state"],
         );
+        let tunnels_open = gauge(
+            "proxy_tunnels_open",
+            "Upgraded connections (websocket, any Upgrade) open now.",
+            &["group"],
+        );
+        let tunnel_bytes = counter(
+            "proxy_tunnel_bytes_total",
+            "Bytes relayed through upgraded connections, by direction (from_client, to_client).",
+            &["group", "direction"],
+        );
+        let tunnels_closed = counter(
+            "proxy_tunnels_closed_total",
+            "Upgraded connections ended, by reason (closed: by either side; idle_timeout; error).",
+            &["group", "reason"],
+        );
         let duration = HistogramVec::new(
             HistogramOpts::new(
                 "proxy_request_duration_seconds",
@@ -236,6 +298,9 @@ impl Metrics {
             ejections,
             health_changes,
             endpoints,
+            tunnels_open,
+            tunnel_bytes,
+            tunnels_closed,
             dns,
             groups,
             config,
@@ -262,6 +327,13 @@ impl Metrics {
             endpoints_usable: self.endpoints.with_label_values(&[name, "usable"]),
             endpoints_ejected: self.endpoints.with_label_values(&[name, "ejected"]),
             endpoints_down: self.endpoints.with_label_values(&[name, "down"]),
+            tunnels: TunnelMetrics {
+                open: self.tunnels_open.with_label_values(&[name]),
+                bytes_from_client: self.tunnel_bytes.with_label_values(&[name, "from_client"]),
+                bytes_to_client: self.tunnel_bytes.with_label_values(&[name, "to_client"]),
+                closed: TunnelEnd::ALL
+                    .map(|e| self.tunnels_closed.with_label_values(&[name, e.as_str()])),
+            },
         }
     }
 
@@ -283,6 +355,8 @@ impl Metrics {
             let _ = self.endpoints.remove_label_values(&[name, state]);
         }
         let _ = self.holding.remove_label_values(&[name]);
+        // `proxy_tunnels_open` stays: tunnels opened through the group live on after the reload
+        // (each request keeps the routes it started with) and fall to 0 as they close.
     }
 }
 

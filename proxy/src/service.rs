@@ -9,6 +9,7 @@ mod deadline;
 mod hold;
 pub mod reject;
 mod respond;
+mod tunnel;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub struct RequestCtx {
     held: Duration,
     /// Set when the request is answered 503 for want of an endpoint: why.
     unavailable: Option<String>,
+    /// The connection was upgraded (`101`): a tunnel, open until the request ends.
+    tunnel: Option<tunnel::Tunnel>,
     _inflight: InFlightGuard,
 }
 
@@ -100,6 +103,7 @@ impl ProxyHttp for Proxy {
             attempts: 0,
             held: Duration::ZERO,
             unavailable: None,
+            tunnel: None,
             _inflight: self.inflight.start(),
         }
     }
@@ -161,10 +165,15 @@ impl ProxyHttp for Proxy {
     async fn request_body_filter(
         &self,
         session: &mut Session,
-        _body: &mut Option<bytes::Bytes>,
+        body: &mut Option<bytes::Bytes>,
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(tunnel) = &ctx.tunnel {
+            // What crosses a tunnel is no request body: no size limit.
+            tunnel.relayed_from_client(body.as_ref().map_or(0, |b| b.len()));
+            return Ok(());
+        }
         limits::check_body_read(session.body_bytes_read(), ctx.live.limits.max_body_bytes)
     }
 
@@ -207,7 +216,13 @@ impl ProxyHttp for Proxy {
                 .deadline(group.members().latency_estimate())
                 .filter(|d| *d < settings.read_timeout)
         };
-        options.read_timeout = Some(first_byte.unwrap_or(settings.read_timeout));
+        // An upgrade's attempt reads its tunnel with this timeout too ([`tunnel`]).
+        let read_timeout = if tunnel::requested(session.req_header()) {
+            settings.tunnel_idle_timeout
+        } else {
+            settings.read_timeout
+        };
+        options.read_timeout = Some(first_byte.unwrap_or(read_timeout));
         options.write_timeout = Some(settings.write_timeout);
         options.idle_timeout = Some(settings.idle_timeout);
         // Connections pooled to an earlier incarnation of this address are never reused.
@@ -316,11 +331,19 @@ impl ProxyHttp for Proxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.answered = true;
+        let switching = upstream_response.status == http::StatusCode::SWITCHING_PROTOCOLS;
+        if switching && tunnel::requested(session.req_header()) {
+            if let Some(group) = &ctx.group {
+                // From now on the client's reads are the tunnel's, not a body's.
+                session.set_read_timeout(Some(ctx.live.upstream.tunnel_idle_timeout));
+                ctx.tunnel = Some(tunnel::Tunnel::open(&group.events.metrics.tunnels));
+            }
+        }
         ctx.first_byte = ctx.attempt_started.map(|t| t.elapsed());
         if let Some(in_flight) = &ctx.in_flight {
             in_flight.answered();
@@ -341,7 +364,12 @@ impl ProxyHttp for Proxy {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let code = respond::status_for(e);
+        // A tunnel's 101 is long sent: nothing more to answer, only the connection to close.
+        let code = if ctx.tunnel.is_some() {
+            0
+        } else {
+            respond::status_for(e)
+        };
         if code > 0 {
             let upstream = ctx.current.as_ref().map(|ep| &ep.data.header_value);
             let body = match &ctx.unavailable {
@@ -363,6 +391,19 @@ impl ProxyHttp for Proxy {
         }
     }
 
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if let (Some(tunnel), Some(body)) = (&ctx.tunnel, body.as_ref()) {
+            tunnel.relayed_to_client(body.len());
+        }
+        Ok(None)
+    }
+
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
         // The access log line carries the error.
         true
@@ -372,6 +413,9 @@ impl ProxyHttp for Proxy {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let duration = ctx.started.elapsed();
         let group = ctx.group.as_ref().map_or("-", |g| g.name());
+        if let Some(tunnel) = ctx.tunnel.take() {
+            tunnel.ended(e);
+        }
         if let Some(g) = &ctx.group {
             g.events.metrics.response(status);
             g.events.metrics.duration.observe(duration.as_secs_f64());

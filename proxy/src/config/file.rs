@@ -62,6 +62,8 @@ pub struct UpstreamFile {
     pub max_attempts: Option<u32>,
     #[serde(default, with = "humantime_serde")]
     pub hold_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub tunnel_idle_timeout: Option<Duration>,
     pub balance: Option<Balance>,
     pub first_byte_timeout: Option<FirstByteSpec>,
     #[serde(default, with = "humantime_serde")]

@@ -50,6 +50,8 @@ pub struct UpstreamSettings {
     pub max_attempts: u32,
     /// How long a request waits for an endpoint to appear before 503.
     pub hold_timeout: Duration,
+    /// Longest quiet time of an upgraded connection, in either direction.
+    pub tunnel_idle_timeout: Duration,
     pub balance: Balance,
     /// How long an attempt waits for its first byte while another endpoint is left.
     pub first_byte: FirstByte,
@@ -115,6 +117,10 @@ impl Config {
             idle_timeout: up.idle_timeout.unwrap_or(secs(60)),
             max_attempts: given.max_attempts.or(up.max_attempts).unwrap_or(3),
             hold_timeout: given.hold_timeout.or(up.hold_timeout).unwrap_or(secs(10)),
+            tunnel_idle_timeout: given
+                .tunnel_idle_timeout
+                .or(up.tunnel_idle_timeout)
+                .unwrap_or(secs(3600)),
             balance: given.balance.or(up.balance).unwrap_or_default(),
             first_byte: FirstByte {
                 spec: given
@@ -238,6 +244,10 @@ impl Config {
             ),
             ("upstream.read_timeout", self.upstream.read_timeout),
             ("upstream.write_timeout", self.upstream.write_timeout),
+            (
+                "upstream.tunnel_idle_timeout",
+                self.upstream.tunnel_idle_timeout,
+            ),
             ("health.interval", self.health.interval),
             ("health.timeout", self.health.timeout),
             ("resolve_interval", self.resolve_interval),

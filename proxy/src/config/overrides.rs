@@ -22,6 +22,7 @@ pub struct Overrides {
     pub connect_timeout: Option<Duration>,
     pub failover_connect_timeout: Option<Duration>,
     pub hold_timeout: Option<Duration>,
+    pub tunnel_idle_timeout: Option<Duration>,
     pub max_attempts: Option<u32>,
     pub health_path: Option<String>,
     pub health_kind: Option<CheckKind>,

@@ -1,7 +1,7 @@
 //! Which requests may be cut at their first-byte deadline and sent to another endpoint: those
 //! that can be sent twice (idempotent methods) and that are not meant to wait. A Server-Sent
 //! Events stream or an upgraded connection (websocket) may stay quiet for long by design, so it
-//! waits the full read timeout like any last attempt.
+//! waits the full read timeout like any last attempt (an upgrade: the tunnel idle timeout).
 //!
 //! Pingora applies an attempt's read timeout to every read of the answer, so a deadline also
 //! bounds the gaps of a response body that streams slowly; the exemptions above cover the streams
