@@ -56,6 +56,8 @@ pub struct Cluster {
     replicas_in_dns: BTreeSet<String>,
     db: Option<db::DbPod>,
     next_db_pod: u8,
+    /// More pgbalancer flags ([`Cluster::set_pgbalancer_args`]).
+    pgbalancer_args: Vec<String>,
     service_ips: ServiceIps,
     shutdown_delay: Duration,
 }
@@ -90,6 +92,7 @@ impl Cluster {
             replicas_in_dns: BTreeSet::new(),
             db: None,
             next_db_pod: 1,
+            pgbalancer_args: Vec::new(),
             service_ips: ServiceIps::setup(),
             shutdown_delay,
         };
@@ -189,8 +192,14 @@ impl Cluster {
         Ok(())
     }
 
-    /// Resets to the baseline for a new run: the Postgres balancer `db`, both replicas in DNS, and
-    /// two fresh backend pods.
+    /// More flags for every pgbalancer pod started from now on (e.g. `--max-lag 5s`); a running
+    /// pgbalancer started with other flags is replaced at the next [`Cluster::reset`].
+    pub fn set_pgbalancer_args(&mut self, args: Vec<String>) {
+        self.pgbalancer_args = args;
+    }
+
+    /// Resets to the baseline for a new run: the Postgres balancer `db` (started with the current
+    /// [`Cluster::set_pgbalancer_args`]), both replicas in DNS, and two fresh backend pods.
     pub async fn reset(&mut self, db: Db) -> anyhow::Result<()> {
         for backend in std::mem::take(&mut self.backends) {
             backend.kill().await;
@@ -199,7 +208,10 @@ impl Cluster {
         for name in self.replica_names() {
             self.restore_replica(&name).await?;
         }
-        if self.db.as_ref().map(|pod| pod.kind) != Some(db) {
+        let current = self.db.as_ref().is_some_and(|pod| {
+            pod.kind == db && (db != Db::Pgbalancer || pod.args == self.pgbalancer_args)
+        });
+        if !current {
             self.replace_db(db).await?;
         }
         for _ in 0..2 {

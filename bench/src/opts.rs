@@ -68,9 +68,20 @@ pub struct GrayOpts {
     #[arg(long, value_name = "DURATION", default_value = "300ms", value_parser = humantime::parse_duration)]
     pub slow_by: Duration,
 
-    /// Length of the baseline and thawed phases; the slow phase lasts twice this.
+    /// Length of the baseline, thawed and resumed phases, and of the lagging replica's phase past
+    /// the bound; the slow phase lasts twice this.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub phase: Duration,
+
+    /// Which runs to play. The replica runs are played through `ours` (pgbalancer) and `haproxy`
+    /// (HAProxy `mode tcp`) only: the nginx stacks use the same HAProxy for Postgres.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [GrayKind::Frozen, GrayKind::Slow, GrayKind::FrozenReplica, GrayKind::LaggingReplica])]
+    pub runs: Vec<GrayKind>,
+
+    /// The replay lag bound pgbalancer is started with (`--max-lag`; 30 s is its default). The
+    /// lagging replica's replay stays paused this long, then `--phase` longer past the bound.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub max_lag: Duration,
 
     /// No line per request; phase banners and tables only.
     #[arg(long)]
@@ -175,6 +186,36 @@ pub struct Common {
     /// Directory with the proxy, pgbalancer and backend binaries [default: next to this one].
     #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
+}
+
+/// A run of `lab gray`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GrayKind {
+    /// One of two backend pods stopped (SIGSTOP) for `--freeze`.
+    Frozen,
+    /// One of three backend pods answering `--slow-by` late.
+    Slow,
+    /// One of two replicas stopped (its postmaster and every backend process) for `--freeze`.
+    FrozenReplica,
+    /// One of two replicas with its replay paused while the primary writes.
+    LaggingReplica,
+}
+
+impl GrayKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Frozen => "frozen",
+            Self::Slow => "slow",
+            Self::FrozenReplica => "frozen-replica",
+            Self::LaggingReplica => "lagging-replica",
+        }
+    }
+
+    /// Whether the run is about a replica (played once per Postgres balancer).
+    pub fn replica(self) -> bool {
+        matches!(self, Self::FrozenReplica | Self::LaggingReplica)
+    }
 }
 
 /// An HTTP proxy under test, each paired with the Postgres balancer its stack uses.

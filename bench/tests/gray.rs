@@ -1,5 +1,8 @@
 //! `lab gray`, short, through our stack: a frozen pod costs no request and only the few in flight
-//! when it froze wait about a second; a slow pod serves next to nothing and does not set the p99.
+//! when it froze wait about a second; a slow pod serves next to nothing and does not set the p99;
+//! a frozen replica costs no request and no new session waits for it ~1.5 s or more; a replica
+//! lagging past the bound serves no new session within two checks, and serves again once its
+//! replay resumed.
 
 use clap::Parser;
 
@@ -16,7 +19,9 @@ async fn a_frozen_or_slow_pod_costs_our_stack_no_request() {
             "--freeze",
             "5s",
             "--phase",
-            "3s",
+            "5s",
+            "--max-lag",
+            "2s",
             "--quiet",
         ],
         out.path(),
@@ -27,10 +32,20 @@ async fn a_frozen_or_slow_pod_costs_our_stack_no_request() {
     let results = bench::gray::run(gray).await.expect("the lab ran");
 
     let runs: Vec<_> = results.runs.iter().map(|r| r.run).collect();
-    assert_eq!(runs, ["frozen", "slow"]);
+    assert_eq!(
+        runs,
+        ["frozen", "slow", "frozen-replica", "lagging-replica"]
+    );
     for run in &results.runs {
         for p in &run.phases {
-            support::assert_served(run.run, p.name, &p.stats, 50);
+            // A session whose query was already on the replica when it froze cannot be moved
+            // (the backend gives up on it after its 2 s query timeout): at most one in the phase.
+            let frozen_replica = (run.run, p.name) == ("frozen-replica", "frozen");
+            // The paused phase lasts `--max-lag` (2 s, 40 requests), the others 5 s or more.
+            let least = if p.name == "paused" { 30 } else { 50 };
+            if !frozen_replica {
+                support::assert_served(run.run, p.name, &p.stats, least);
+            }
         }
     }
     let frozen = &results.runs[0].phases;
@@ -59,6 +74,42 @@ async fn a_frozen_or_slow_pod_costs_our_stack_no_request() {
         slow.stats.p99_ms < results.slow_by_ms,
         "the slow pod set the p99: {:?}",
         slow.stats
+    );
+
+    let frozen = &results.runs[2].phases;
+    assert_eq!(results.runs[2].pod, "pg1");
+    assert!(frozen[0].served_by_pod > 0, "pg1 served before it froze");
+    assert!(
+        frozen[1].stats.failed <= 1 && frozen[1].stats.requests >= 50,
+        "{:?}",
+        frozen[1].stats
+    );
+    // The sessions sent to it before its first one timed out (pgbalancer's first-answer timeout,
+    // 1 s) wait that long, then go to the other replica; none waits ~1.5 s or more.
+    assert!(
+        frozen[1].stats.max_ms < 1500.0,
+        "a request waited {:.0} ms while a replica was frozen",
+        frozen[1].stats.max_ms
+    );
+    assert!(
+        frozen[2].served_by_pod > 0,
+        "the thawed replica serves again"
+    );
+
+    let lagging = &results.runs[3].phases;
+    let names: Vec<_> = lagging.iter().map(|p| p.name).collect();
+    assert_eq!(names, ["0", "paused", "past bound", "resumed"]);
+    // The bound is passed as the phase begins; checks run every second, two failures mark it down.
+    let past = &lagging[2];
+    assert!(
+        past.last_served_s.is_none_or(|s| s < 3.0),
+        "the lagging replica served {} sessions past the bound, the last {:?} s in",
+        past.served_by_pod,
+        past.last_served_s
+    );
+    assert!(
+        lagging[3].served_by_pod > 0,
+        "the resumed replica serves again"
     );
     assert!(out.path().join("gray.md").is_file());
 }

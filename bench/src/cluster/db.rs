@@ -28,6 +28,8 @@ const SERVICE_LAG: Duration = Duration::from_millis(500);
 pub struct DbPod {
     pub kind: Db,
     pub addr: SocketAddrV4,
+    /// The extra flags it was started with (pgbalancer only).
+    pub args: Vec<String>,
     process: Process,
 }
 
@@ -129,7 +131,10 @@ impl Cluster {
                     &humantime::format_duration(self.shutdown_delay.max(SERVICE_LAG * 2))
                         .to_string(),
                 ]
-                .map(str::to_owned);
+                .map(str::to_owned)
+                .into_iter()
+                .chain(self.pgbalancer_args.iter().cloned())
+                .collect::<Vec<_>>();
                 let env = [
                     (PASSWORD_ENV, self.pg.password().to_owned()),
                     ("RUST_LOG", "warn".to_owned()),
@@ -147,9 +152,14 @@ impl Cluster {
                 process
             }
         };
+        let args = match db {
+            Db::Pgbalancer => self.pgbalancer_args.clone(),
+            Db::HaproxyTcp => Vec::new(),
+        };
         Ok(DbPod {
             kind: db,
             addr,
+            args,
             process,
         })
     }
