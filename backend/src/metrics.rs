@@ -80,6 +80,8 @@ impl Metrics {
                 .register(collector)
                 .expect("each metric registered once");
         }
+        ops::metrics::register_process(&registry, "backend", env!("CARGO_PKG_VERSION"))
+            .expect("registered once");
         // Every stage's series exists from the start at 0: a dashboard has a line before the first
         // error, and the scrape shows the metric.
         for stage in crate::db::DbError::STAGES {

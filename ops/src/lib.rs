@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod logging;
+pub mod metrics;
 pub mod yaml;
 
 /// `error` and its causes, `outer: inner: innermost`, as a log line or a 503 body shows them.

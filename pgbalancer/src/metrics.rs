@@ -191,6 +191,7 @@ impl Metrics {
         m.registry.register(Box::new(m.backends.clone()))?;
         m.registry.register(Box::new(m.ejections.clone()))?;
         m.registry.register(Box::new(m.spared.clone()))?;
+        ops::metrics::register_process(&m.registry, "pgbalancer", env!("CARGO_PKG_VERSION"))?;
         // Every series of a bounded label exists from the start at 0, so a dashboard's rate()
         // has a line before the first event and the scrape shows every metric.
         for outcome in Outcome::ALL {

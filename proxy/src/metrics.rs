@@ -277,6 +277,8 @@ impl Metrics {
                 "Unix time the running configuration was applied.",
             ),
         };
+        ops::metrics::register_process(&registry, "proxy", env!("CARGO_PKG_VERSION"))
+            .expect("registered once");
         let dns = Arc::new(ArcSwap::default());
         registry
             .register(Box::new(DnsLookups::new(Arc::clone(&dns))))
