@@ -76,6 +76,7 @@ pub struct Metrics {
     ejections: IntCounterVec,
     health_changes: IntCounterVec,
     endpoints: IntGaugeVec,
+    pub refusals: Refusals,
     tunnels_open: IntGaugeVec,
     tunnel_bytes: IntCounterVec,
     tunnels_closed: IntCounterVec,
@@ -120,6 +121,30 @@ pub struct GroupMetrics {
     pub endpoints_ejected: IntGauge,
     pub endpoints_down: IntGauge,
     pub tunnels: TunnelMetrics,
+}
+
+/// Why the proxy answered a request itself, before any upstream saw it, by the status it sent.
+const REFUSALS: [(u16, &str); 5] = [
+    (400, "bad_request"),
+    (404, "unrouted"),
+    (413, "body_too_large"),
+    (414, "uri_too_long"),
+    (431, "header_too_large"),
+];
+
+/// `proxy_requests_refused_total{reason}`: requests refused before they reached an upstream.
+#[derive(Clone)]
+pub struct Refusals {
+    counters: [IntCounter; REFUSALS.len()],
+}
+
+impl Refusals {
+    /// A request was refused with `status`; other statuses are not refusals and are not counted.
+    pub fn count(&self, status: u16) {
+        if let Some(i) = REFUSALS.iter().position(|(s, _)| *s == status) {
+            self.counters[i].inc();
+        }
+    }
 }
 
 /// Upgraded connections (websocket and any `Upgrade`) of one group.
@@ -224,6 +249,14 @@ impl Metrics {
             "Known endpoints by state: usable, ejected (passive), down (active checks).",
             &["group", "state"],
         );
+        let refused = counter(
+            "proxy_requests_refused_total",
+            "Requests the proxy answered itself before any upstream saw them, by reason (bad_request 400, unrouted 404, body_too_large 413, uri_too_long 414, header_too_large 431).",
+            &["reason"],
+        );
+        let refusals = Refusals {
+            counters: REFUSALS.map(|(_, reason)| refused.with_label_values(&[reason])),
+        };
         let tunnels_open = gauge(
             "proxy_tunnels_open",
             "Upgraded connections (websocket, any Upgrade) open now.",
@@ -300,6 +333,7 @@ impl Metrics {
             ejections,
             health_changes,
             endpoints,
+            refusals,
             tunnels_open,
             tunnel_bytes,
             tunnels_closed,

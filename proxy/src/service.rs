@@ -26,12 +26,13 @@ use crate::inflight::{InFlight, InFlightGuard};
 use crate::limits::connections;
 use crate::limits::request as limits;
 use crate::live::{Live, SharedLive};
-use crate::metrics::Attempt;
+use crate::metrics::{Attempt, Refusals};
 use crate::upstream::{Endpoint, Group, Pod};
 
 pub struct Proxy {
     live: SharedLive,
     inflight: InFlight,
+    refusals: Refusals,
 }
 
 /// Per-request state.
@@ -68,8 +69,12 @@ pub struct RequestCtx {
 }
 
 impl Proxy {
-    pub fn new(live: SharedLive, inflight: InFlight) -> Self {
-        Self { live, inflight }
+    pub fn new(live: SharedLive, inflight: InFlight, refusals: Refusals) -> Self {
+        Self {
+            live,
+            inflight,
+            refusals,
+        }
     }
 
     fn record_failure(&self, ctx: &mut RequestCtx, outcome: Attempt) {
@@ -126,6 +131,7 @@ impl ProxyHttp for Proxy {
                 respond::reason(refused.status),
                 refused.why
             );
+            self.refusals.count(refused.status);
             respond::send(session, refused.status, &body, None).await?;
             return Ok(true);
         }
@@ -136,6 +142,7 @@ impl ProxyHttp for Proxy {
         let malformed = reject::malformed(session.req_header())
             .or_else(|| raw.as_deref().and_then(reject::ambiguous_framing));
         if let Some(why) = malformed {
+            self.refusals.count(400);
             respond::send(session, 400, &format!("400 Bad Request: {why}\n"), None).await?;
             return Ok(true);
         }
@@ -151,6 +158,7 @@ impl ProxyHttp for Proxy {
                 Ok(false)
             }
             None => {
+                self.refusals.count(404);
                 let body = format!(
                     "no upstream group serves host {:?} path {:?}\n",
                     host.unwrap_or(""),
@@ -174,7 +182,12 @@ impl ProxyHttp for Proxy {
             tunnel.relayed_from_client(body.as_ref().map_or(0, |b| b.len()));
             return Ok(());
         }
-        limits::check_body_read(session.body_bytes_read(), ctx.live.limits.max_body_bytes)
+        let checked =
+            limits::check_body_read(session.body_bytes_read(), ctx.live.limits.max_body_bytes);
+        if checked.is_err() {
+            self.refusals.count(413);
+        }
+        checked
     }
 
     async fn upstream_peer(

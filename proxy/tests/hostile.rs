@@ -86,6 +86,12 @@ async fn malformed_and_smuggling_requests_get_400_and_reach_no_upstream() {
         let (status, text) = exchange(proxy.listen, request.as_bytes()).await;
         assert_eq!(status, 400, "{what}: {text}");
     }
+    // Three of them pass Pingora's parser and are refused by ours (counted); Pingora answers the
+    // other seven itself, before any hook runs, and they are not counted (proxy/README.md).
+    let ours = proxy
+        .metric("proxy_requests_refused_total{reason=\"bad_request\"}")
+        .await;
+    assert_eq!(ours, Some(3.0));
     assert_eq!(
         String::from_utf8_lossy(&upstream.received()),
         "",
@@ -155,6 +161,46 @@ async fn requests_over_the_size_limits_get_414_431_413_and_reach_no_upstream() {
         String::from_utf8_lossy(&upstream.received())
     );
     assert_eq!(exchange(proxy.listen, get("/fine").as_bytes()).await.0, 200);
+    // Counted by reason; the 400s past Pingora's parser limits are its own, before any hook.
+    for (reason, n) in [
+        ("uri_too_long", 1),
+        ("header_too_large", 2),
+        ("body_too_large", 1),
+    ] {
+        let series = format!("proxy_requests_refused_total{{reason=\"{reason}\"}}");
+        assert_eq!(proxy.metric(&series).await, Some(n as f64), "{series}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_no_group_serves_gets_404_and_is_counted() {
+    let net = 46;
+    let upstream = Recorder::start((ip(net, 1), POD_PORT).into()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("proxy.yaml");
+    let groups = format!(
+        "health:\n  kind: tcp\ngroups:\n  - name: app\n    upstream: {}\n    hosts: [app.example]\n",
+        upstream.addr
+    );
+    std::fs::write(&config, groups).unwrap();
+    let proxy = ProxyProcess::start(
+        (ip(net, 254), 8080).into(),
+        (ip(net, 254), 9091).into(),
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    let other = "GET /x HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n";
+    let (status, text) = exchange(proxy.listen, other.as_bytes()).await;
+    assert_eq!(status, 404, "{text}");
+    assert!(
+        text.contains("no upstream group serves host \"other.example\""),
+        "{text}"
+    );
+    assert!(upstream.received().is_empty());
+    let app = "GET /x HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\r\n";
+    assert_eq!(exchange(proxy.listen, app.as_bytes()).await.0, 200);
+    let series = "proxy_requests_refused_total{reason=\"unrouted\"}";
+    assert_eq!(proxy.metric(series).await, Some(1.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,6 +219,8 @@ async fn a_chunked_body_over_the_limit_is_cut_off_with_413() {
     // the upstream then sees a body that stops without its last chunk, never a whole request.
     assert_eq!(status, 413, "{text}");
     assert_eq!(pod.served(), 0, "the pod got a whole body over the limit");
+    let series = "proxy_requests_refused_total{reason=\"body_too_large\"}";
+    assert_eq!(proxy.metric(series).await, Some(1.0));
 
     let small =
         "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
