@@ -69,6 +69,8 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     duration: HistogramVec,
+    connect: HistogramVec,
+    first_byte: HistogramVec,
     attempts: IntCounterVec,
     held: IntCounterVec,
     holding: IntGaugeVec,
@@ -109,6 +111,9 @@ impl ConfigMetrics {
 pub struct GroupMetrics {
     by_class: [IntCounter; 6],
     pub duration: Histogram,
+    /// New upstream connections only: a pooled one costs nothing.
+    pub connect: Histogram,
+    pub first_byte: Histogram,
     attempts: [IntCounter; Attempt::ALL.len()],
     pub held: IntCounter,
     pub holding: IntGauge,
@@ -272,20 +277,34 @@ impl Metrics {
             "Upgraded connections ended, by reason (closed: by either side; idle_timeout; error).",
             &["group", "reason"],
         );
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "proxy_request_duration_seconds",
-                "Time from request start to the last response byte, holds and retries included.",
-            )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
-            &["group"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(duration.clone()))
-            .expect("registered once");
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), &["group"])
+                .expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("registered once");
+            h
+        };
+        let seconds = vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        let duration = histogram(
+            "proxy_request_duration_seconds",
+            "Time from request start to the last response byte, holds and retries included.",
+            seconds.clone(),
+        );
+        let connect = histogram(
+            "proxy_upstream_connect_seconds",
+            "Time to open a new upstream connection (endpoint picked to connected); pooled connections are not observed.",
+            vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0, 2.0,
+            ],
+        );
+        let first_byte = histogram(
+            "proxy_upstream_first_byte_seconds",
+            "Time from an attempt's start (endpoint picked, connect included) to its response header, for every answered attempt.",
+            seconds,
+        );
         let reloads = counter(
             "proxy_config_reloads_total",
             "Configuration reloads (SIGHUP), by result: ok (applied) or failed (running config kept).",
@@ -326,6 +345,8 @@ impl Metrics {
             registry,
             requests,
             duration,
+            connect,
+            first_byte,
             attempts,
             held,
             holding,
@@ -352,6 +373,8 @@ impl Metrics {
         GroupMetrics {
             by_class: CLASSES.map(|class| self.requests.with_label_values(&[name, class])),
             duration: self.duration.with_label_values(&[name]),
+            connect: self.connect.with_label_values(&[name]),
+            first_byte: self.first_byte.with_label_values(&[name]),
             attempts: Attempt::ALL.map(|a| self.attempts.with_label_values(&[name, a.as_str()])),
             held: self.held.with_label_values(&[name]),
             holding: self.holding.with_label_values(&[name]),

@@ -331,6 +331,22 @@ impl ProxyHttp for Proxy {
         e
     }
 
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        reused: bool,
+        _peer: &HttpPeer,
+        _fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora_core::protocols::Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (false, Some(group), Some(started)) = (reused, &ctx.group, ctx.attempt_started) {
+            let connect = started.elapsed().as_secs_f64();
+            group.events.metrics.connect.observe(connect);
+        }
+        Ok(())
+    }
+
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
@@ -358,6 +374,13 @@ impl ProxyHttp for Proxy {
             }
         }
         ctx.first_byte = ctx.attempt_started.map(|t| t.elapsed());
+        if let (Some(group), Some(first_byte)) = (&ctx.group, ctx.first_byte) {
+            group
+                .events
+                .metrics
+                .first_byte
+                .observe(first_byte.as_secs_f64());
+        }
         if let Some(in_flight) = &ctx.in_flight {
             in_flight.answered();
         }

@@ -92,6 +92,20 @@ async fn json_access_log_says_who_asked_what_and_how_it_went() {
     );
     assert!(v["error"].is_null(), "{line}");
 
+    // The same attempt in the upstream histograms: one new connection, one first byte, the
+    // connect part of it.
+    let series = |name: &str, part: &str| {
+        format!("proxy_upstream_{name}_seconds_{part}{{group=\"default\"}}")
+    };
+    assert_eq!(proxy.metric(&series("connect", "count")).await, Some(1.0));
+    assert_eq!(
+        proxy.metric(&series("first_byte", "count")).await,
+        Some(1.0)
+    );
+    let connect = proxy.metric(&series("connect", "sum")).await.unwrap();
+    let first = proxy.metric(&series("first_byte", "sum")).await.unwrap();
+    assert!(0.0 < connect && connect <= first, "{connect} {first}");
+
     // A request no upstream served is logged too, with what went wrong.
     let refused =
         "GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
