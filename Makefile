@@ -38,8 +38,9 @@ gray:
 	target/release/lab gray $(GRAY_ARGS)
 
 # The head-to-head benchmarks (bench/README.md): our proxy vs nginx vs HAProxy over HTTP, pgbalancer
-# vs HAProxy vs Postgres direct, idle memory per connection. Release builds; about 30 minutes with
-# the defaults. Results in bench/results/{http,pg,idle}.{md,json,png}. Pass flags with BENCH_ARGS,
+# vs HAProxy vs Postgres direct, idle memory per connection, instructions per request under
+# callgrind. Release builds; about 40 minutes with the defaults. Results in
+# bench/results/{http,pg,idle,instr}.{md,json} (and .png). Pass flags with BENCH_ARGS,
 # e.g. make bench BENCH_ARGS="--rounds 5 --threads 2".
 BENCH_ARGS ?=
 bench: setup

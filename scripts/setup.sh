@@ -40,6 +40,8 @@ python3 -c 'import ensurepip' >/dev/null 2>&1 || want+=(python3-venv)
 have_cmd nginx || want+=(nginx-light)
 have_cmd haproxy || want+=(haproxy)
 have_cmd wrk || want+=(wrk)
+# `bench instr` counts instructions per request under callgrind (bench/tests/speed.rs too).
+have_cmd valgrind || want+=(valgrind)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || want+=(fonts-dejavu-core)
 # The images in k8s/images and the containers demo (bench/tests/containers.rs runs a short one):
 # Debian's Docker engine, and debootstrap for a base image where no registry can be reached.

@@ -135,6 +135,17 @@ impl Default for Nginx {
 /// worker runs without a master (`master_process off`); more need one, and dropping the
 /// [`Process`] kills its workers too.
 pub fn spawn_nginx(name: &str, size: &Nginx, http: &str, work: &Path) -> anyhow::Result<Process> {
+    let args = nginx_args(name, size, http, work)?;
+    Process::spawn(name, Path::new("nginx"), &args, &[], work)
+}
+
+/// Writes [`spawn_nginx`]'s config to `work/<name>/nginx.conf`; the arguments that run it.
+pub fn nginx_args(
+    name: &str,
+    size: &Nginx,
+    http: &str,
+    work: &Path,
+) -> anyhow::Result<Vec<String>> {
     let dir = work.join(name);
     std::fs::create_dir_all(&dir)?;
     let d = dir.display();
@@ -149,13 +160,12 @@ fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {
     );
     let path = dir.join("nginx.conf");
     std::fs::write(&path, config)?;
-    let args = [
+    Ok(vec![
         "-c".to_owned(),
         path.display().to_string(),
         "-e".to_owned(),
         format!("{d}/error.log"),
-    ];
-    Process::spawn(name, Path::new("nginx"), &args, &[], work)
+    ])
 }
 
 /// HAProxy in the foreground (`-db`) with `config`, written to `work/<name>.cfg`.

@@ -12,6 +12,7 @@ pub mod client;
 pub mod contestants;
 pub mod http;
 pub mod idle;
+pub mod instr;
 pub mod measure;
 pub mod opts;
 pub mod pg;
@@ -27,6 +28,7 @@ pub struct Report {
     pub http: Option<http::Results>,
     pub pg: Option<pg::Results>,
     pub idle: Option<idle::Results>,
+    pub instr: Option<instr::Results>,
 }
 
 /// Runs the subcommand, prints the tables and writes the results to `--out`.
@@ -38,10 +40,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<Report> {
         Cmd::Http(o) => report.http = Some(http::run(c, o).await?),
         Cmd::Pg(o) => report.pg = Some(pg::run(c, o).await?),
         Cmd::Idle(o) => report.idle = Some(idle::run(c, o).await?),
+        Cmd::Instr(o) => report.instr = Some(instr::run(c, o).await?),
         Cmd::All(o) => {
             report.http = Some(http::run(c, &o.http).await?);
             report.pg = Some(pg::run(c, &o.pg).await?);
             report.idle = Some(idle::run(c, &o.idle).await?);
+            report.instr = Some(instr::run(c, &o.instr).await?);
         }
     }
     Ok(report)

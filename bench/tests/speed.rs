@@ -153,3 +153,46 @@ async fn idle_holds_every_connection_open_through_each_proxy() {
     }
     assert_written(out.path(), "idle");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instr_counts_nginx_and_ours_per_request_under_callgrind() {
+    let out = tempfile::tempdir().unwrap();
+    let report = bench(
+        out.path(),
+        &[
+            "instr",
+            "--requests",
+            "200",
+            "--contestants",
+            "nginx,ours,ours+textlog",
+            "--instr-bodies",
+            "small",
+            "--instr-modes",
+            "keepalive",
+        ],
+    )
+    .await;
+    let instr = report.instr.expect("instr results");
+    let names: Vec<_> = instr.scenarios.iter().map(|s| s.contestant).collect();
+    assert_eq!(names, ["nginx", "ours", "ours+textlog"]);
+    for s in &instr.scenarios {
+        // A proxied request costs thousands of instructions at least, and the startup is not in
+        // the count (it alone is tens of millions).
+        assert!(
+            (2_000.0..5_000_000.0).contains(&s.instructions_per_request),
+            "{s:?}"
+        );
+        assert!(s.top.len() >= 5, "its costliest functions: {s:?}");
+        let own: f64 = s.top.iter().map(|(ir, _)| ir).sum();
+        assert!(own <= s.instructions_per_request * 1.001, "{s:?}");
+    }
+    // Writing the access log costs something: the same proxy with it costs more.
+    assert!(
+        instr.scenarios[2].instructions_per_request > instr.scenarios[1].instructions_per_request,
+        "{:?}",
+        instr.scenarios
+    );
+    let md = std::fs::read_to_string(out.path().join("instr.md")).unwrap();
+    assert!(md.contains("Command: `"), "{md}");
+    assert!(out.path().join("instr.json").is_file());
+}

@@ -71,13 +71,7 @@ pub async fn start(plan: &Plan<'_>) -> anyhow::Result<Fleet> {
     let mut skipped = Vec::new();
 
     let addr = plan.addr(2, 8080);
-    let http = format!(
-        "keepalive_timeout {IDLE};\n  keepalive_requests 1000000;\n  \
-upstream origin {{ server {upstream}; keepalive 1024; keepalive_requests 1000000; keepalive_timeout {IDLE}; }}\n  \
-server {{ listen {addr} backlog=4096; location / {{ proxy_pass http://origin; proxy_http_version 1.1; \
-proxy_set_header Connection \"\"; proxy_buffer_size 16k; proxy_buffers 8 16k; proxy_max_temp_file_size 0; \
-add_header X-Upstream-Addr $upstream_addr; }} }}"
-    );
+    let http = nginx_proxy_http(addr, upstream);
     let size = Nginx {
         workers: threads,
         worker_connections: plan.max_conns + 2048,
@@ -113,8 +107,20 @@ add_header X-Upstream-Addr $upstream_addr; }} }}"
     })
 }
 
+/// nginx as the proxy in front of `upstream`: a keep-alive upstream pool, buffers that hold 64 KiB
+/// in memory, `X-Upstream-Addr` added, no access log.
+pub(crate) fn nginx_proxy_http(addr: SocketAddr, upstream: SocketAddr) -> String {
+    format!(
+        "keepalive_timeout {IDLE};\n  keepalive_requests 1000000;\n  \
+upstream origin {{ server {upstream}; keepalive 1024; keepalive_requests 1000000; keepalive_timeout {IDLE}; }}\n  \
+server {{ listen {addr} backlog=4096; location / {{ proxy_pass http://origin; proxy_http_version 1.1; \
+proxy_set_header Connection \"\"; proxy_buffer_size 16k; proxy_buffers 8 16k; proxy_max_temp_file_size 0; \
+add_header X-Upstream-Addr $upstream_addr; }} }}"
+    )
+}
+
 /// nginx answering `/small` from memory and `/64k` from a file (sendfile).
-async fn origin(plan: &Plan<'_>) -> anyhow::Result<Server> {
+pub(crate) async fn origin(plan: &Plan<'_>) -> anyhow::Result<Server> {
     let www = plan.work.join("www");
     std::fs::create_dir_all(&www)?;
     std::fs::write(www.join("64k"), vec![b'x'; 64 * 1024]).context("writing the 64 KiB body")?;
@@ -155,7 +161,22 @@ fn spawn_ours(
     upstream: SocketAddr,
     plan: &Plan<'_>,
 ) -> anyhow::Result<Process> {
-    let args = [
+    let args = ours_args(listen, admin, upstream, plan);
+    let env = [
+        ("RUST_LOG", "warn".to_owned()),
+        ("PROXY_ACCESS_LOG", "off".to_owned()),
+    ];
+    Process::spawn(name, binary, &args, &env, plan.work)
+}
+
+/// The flags every run of our proxy gets here.
+pub(crate) fn ours_args(
+    listen: SocketAddr,
+    admin: SocketAddr,
+    upstream: SocketAddr,
+    plan: &Plan<'_>,
+) -> Vec<String> {
+    vec![
         "--listen".to_owned(),
         listen.to_string(),
         "--admin".to_owned(),
@@ -169,12 +190,7 @@ fn spawn_ours(
         // Its header timeout also ends idle keep-alive connections.
         "--header-timeout".to_owned(),
         IDLE.to_owned(),
-    ];
-    let env = [
-        ("RUST_LOG", "warn".to_owned()),
-        ("PROXY_ACCESS_LOG", "off".to_owned()),
-    ];
-    Process::spawn(name, binary, &args, &env, plan.work)
+    ]
 }
 
 /// Waits until `addr` listens and answers `GET /small`.

@@ -25,7 +25,10 @@ pub enum Cmd {
     Pg(PgOpts),
     /// Memory per idle keep-alive client connection: nginx, HAProxy, ours.
     Idle(IdleOpts),
-    /// http, pg and idle, one after another.
+    /// User-space instructions per proxied request under callgrind: nginx, ours, ours with its
+    /// access log (the figure speed changes are judged by; wall clock is reported by http).
+    Instr(InstrOpts),
+    /// http, pg, idle and instr, one after another.
     All(AllOpts),
 }
 
@@ -181,4 +184,53 @@ pub struct AllOpts {
     pub pg: PgOpts,
     #[command(flatten)]
     pub idle: IdleOpts,
+    #[command(flatten)]
+    pub instr: InstrOpts,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InstrOpts {
+    /// Requests counted per scenario (after a warm-up of 200).
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub requests: usize,
+
+    /// Client connections the requests are spread over.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub connections: usize,
+
+    /// Who is counted.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Contestant::Nginx, Contestant::Ours, Contestant::OursTextLog])]
+    pub contestants: Vec<Contestant>,
+
+    /// Response bodies: `small` (37 bytes) and `64k`.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Body::Small, Body::Big])]
+    pub instr_bodies: Vec<Body>,
+
+    /// `keepalive`, and `close` (a new client connection per request).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Mode::Keepalive, Mode::Close])]
+    pub instr_modes: Vec<Mode>,
+}
+
+/// A proxy whose instructions `bench instr` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+pub enum Contestant {
+    /// nginx 1.22, one worker, upstream keepalive, no access log.
+    #[value(name = "nginx")]
+    Nginx,
+    /// Our proxy, `--threads 1`, `--access-log off`.
+    #[value(name = "ours")]
+    Ours,
+    /// Our proxy with its default access log (`--access-log text`, stdout to a file).
+    #[value(name = "ours+textlog")]
+    OursTextLog,
+}
+
+impl Contestant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Nginx => "nginx",
+            Self::Ours => "ours",
+            Self::OursTextLog => "ours+textlog",
+        }
+    }
 }
