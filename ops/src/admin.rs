@@ -33,6 +33,14 @@ pub fn readiness(ready: Result<String, String>) -> Response {
     }
 }
 
+/// Text made safe for HTML element content and attribute values (the stats pages).
+pub fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// The answer of a draining process, from SIGTERM on.
 pub const DRAINING: &str = "draining: shutting down after SIGTERM";
 

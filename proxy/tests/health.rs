@@ -100,6 +100,40 @@ async fn a_failing_http_check_takes_an_endpoint_out_and_a_passing_one_brings_it_
     }
     let status = proxy.admin_get("/status").await.unwrap();
     assert!(status.contains("\"state\":\"down\""), "{status}");
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let b_status = &status["groups"][1]["endpoints"][0];
+    assert_eq!(b_status["addr"], b.to_string(), "{status}");
+    assert!(
+        b_status["since"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{b_status}"
+    );
+    assert_eq!(b_status["in_flight"], 0, "{b_status}");
+    // pod b answered /users before it failed: its response time is known.
+    assert!(
+        b_status["response_time_ms"].as_f64().is_some(),
+        "{b_status}"
+    );
+
+    // The stats page shows the same, one coloured row per endpoint, and refreshes itself.
+    let page = proxy.admin_get("/").await.expect("the stats page");
+    assert!(page.contains("http-equiv=\"refresh\""), "{page}");
+    assert!(
+        page.contains("<h2>group pods</h2>") && page.contains("<h2>group b</h2>"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "<tr class=\"down\"><td class=\"l\">{b}</td><td class=\"l\">down</td>"
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "<tr class=\"usable\"><td class=\"l\">{a}</td><td class=\"l\">usable</td>"
+        )),
+        "{page}"
+    );
+    assert!(page.contains("usable 0 of 1"), "{page}");
 
     b_healthy.store(true, Ordering::Relaxed);
     let back = Arc::new(AtomicBool::new(false));

@@ -3,15 +3,9 @@
 
 use std::fmt::Write;
 
-use crate::status::{BackendStatus, Status};
+use ops::admin::escape_html as esc;
 
-/// Escapes text for HTML element content and attribute values.
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use crate::status::{BackendStatus, Status};
 
 pub fn render(s: &Status) -> String {
     let mut html = String::with_capacity(4096);
