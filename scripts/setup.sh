@@ -42,6 +42,8 @@ have_cmd haproxy || want+=(haproxy)
 have_cmd wrk || want+=(wrk)
 # `bench instr` counts instructions per request under callgrind (bench/tests/speed.rs too).
 have_cmd valgrind || want+=(valgrind)
+# proxy/tests/health.rs looks at the proxy's stats page in headless Chromium.
+have_cmd chromium || want+=(chromium)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || want+=(fonts-dejavu-core)
 # The images in k8s/images and the containers demo (bench/tests/containers.rs runs a short one):
 # Debian's Docker engine, and debootstrap for a base image where no registry can be reached.

@@ -134,6 +134,16 @@ async fn a_failing_http_check_takes_an_endpoint_out_and_a_passing_one_brings_it_
         "{page}"
     );
     assert!(page.contains("usable 0 of 1"), "{page}");
+    // And as a browser renders it: the rows are in the DOM Chromium built; the screenshot is the
+    // one proxy/README.md shows (copied from target/tmp after a run).
+    let url = format!("http://{}/", proxy.admin);
+    let dom = support::browser::dom(&url);
+    for (state, addr) in [("down", b), ("usable", a)] {
+        let row = format!("<tr class=\"{state}\"><td class=\"l\">{addr}</td>");
+        assert!(dom.contains(&row), "{row} in {dom}");
+    }
+    let png = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("stats-page.png");
+    support::browser::screenshot(&url, &png, 1100, 520);
 
     b_healthy.store(true, Ordering::Relaxed);
     let back = Arc::new(AtomicBool::new(false));

@@ -18,7 +18,8 @@ pub fn render(s: &Status) -> String {
 <style>
 body {{ font: 13px sans-serif; margin: 1em; }}
 table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
-th, td {{ border: 1px solid #999; padding: 2px 6px; text-align: right; }}
+th, td {{ border: 1px solid #999; padding: 2px 6px; text-align: right; white-space: nowrap; }}
+td.why {{ text-align: left; white-space: normal; max-width: 40em; }}
 th {{ background: #eee; }} td.l {{ text-align: left; }}
 tr.usable {{ background: #c0ffc0; }} tr.down {{ background: #ffc0c0; }}
 tr.ejected {{ background: #ffffb0; }}
@@ -109,7 +110,7 @@ fn row(html: &mut String, e: &EndpointStatus) {
     let _ = writeln!(
         html,
         "<tr class=\"{class}\"><td class=\"l\">{addr}</td><td class=\"l\">{state}</td><td>{since}</td>\
-<td>{requests}</td><td>{failed}</td><td>{in_flight}</td><td>{ms}</td><td>{at}</td><td class=\"l\">{result}</td></tr>",
+<td>{requests}</td><td>{failed}</td><td>{in_flight}</td><td>{ms}</td><td>{at}</td><td class=\"why\">{result}</td></tr>",
         class = e.state,
         addr = esc(&e.addr),
         state = esc(&state),

@@ -2,6 +2,7 @@
 //! shared port, like the pods of one Service), the proxy binary itself, and a steady request load.
 #![allow(dead_code)]
 
+pub mod browser;
 mod lab;
 mod load;
 mod pod;
