@@ -7,7 +7,12 @@ use std::process::Command;
 fn chromium(args: &[&str], url: &str) -> std::process::Output {
     Command::new("chromium")
         // As root (CI, containers) Chromium needs --no-sandbox; there is no GPU here.
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+        ])
         .args(args)
         .arg(url)
         .output()
@@ -29,5 +34,9 @@ pub fn screenshot(url: &str, png: &Path, width: u32, height: u32) {
     let out = chromium(&[&shot, &size], url);
     assert!(out.status.success(), "chromium --screenshot {url}: {out:?}");
     let bytes = std::fs::metadata(png).map(|m| m.len()).unwrap_or(0);
-    assert!(bytes > 5_000, "{} holds a picture: {bytes} bytes", png.display());
+    assert!(
+        bytes > 5_000,
+        "{} holds a picture: {bytes} bytes",
+        png.display()
+    );
 }

@@ -1,13 +1,17 @@
-//! The proxy binary under test, run as a user runs it: flags, a real listener, real signals.
+//! The proxy binary under test, run as a user runs it: flags, a real listener, real signals. Its
+//! logs (stderr) are kept, not printed: a test that fails prints them, a passing one stays quiet
+//! (the expected failures it provokes log WARN lines by design).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub struct ProxyProcess {
     pub listen: SocketAddr,
     pub admin: SocketAddr,
     child: Child,
+    log: Arc<Mutex<String>>,
 }
 
 impl ProxyProcess {
@@ -47,18 +51,37 @@ impl ProxyProcess {
             .arg("--admin")
             .arg(admin.to_string())
             .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null());
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
         if logged {
             command.stdout(Stdio::piped());
         } else {
             command.env("PROXY_ACCESS_LOG", "off");
         }
-        let child = command.spawn().expect("starting the proxy binary");
+        let mut child = command.spawn().expect("starting the proxy binary");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        std::thread::spawn({
+            let log = Arc::clone(&log);
+            move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            }
+        });
         let proxy = Self {
             listen,
             admin,
             child,
+            log,
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
@@ -176,6 +199,13 @@ impl AccessLines {
 
 impl Drop for ProxyProcess {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
+            eprintln!(
+                "---- proxy on {} logged ----\n{log}---- end of its log ----",
+                self.listen
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
