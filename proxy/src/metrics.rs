@@ -77,6 +77,7 @@ pub struct Metrics {
     hold_timeouts: IntCounterVec,
     ejections: IntCounterVec,
     health_changes: IntCounterVec,
+    health_checks: IntCounterVec,
     endpoints: IntGaugeVec,
     pub refusals: Refusals,
     tunnels_open: IntGaugeVec,
@@ -122,6 +123,8 @@ pub struct GroupMetrics {
     ejections: [IntCounter; Attempt::EJECTING.len()],
     pub went_down: IntCounter,
     pub came_up: IntCounter,
+    pub checks_passed: IntCounter,
+    pub checks_failed: IntCounter,
     pub endpoints_usable: IntGauge,
     pub endpoints_ejected: IntGauge,
     pub endpoints_down: IntGauge,
@@ -249,6 +252,11 @@ impl Metrics {
             "Active health check verdict changes, by new state (up, down).",
             &["group", "state"],
         );
+        let health_checks = counter(
+            "proxy_health_checks_total",
+            "Active health checks run, by result (pass, fail).",
+            &["group", "result"],
+        );
         let endpoints = gauge(
             "proxy_endpoints",
             "Known endpoints by state: usable, ejected (passive), down (active checks).",
@@ -353,6 +361,7 @@ impl Metrics {
             hold_timeouts,
             ejections,
             health_changes,
+            health_checks,
             endpoints,
             refusals,
             tunnels_open,
@@ -383,6 +392,8 @@ impl Metrics {
                 .map(|a| self.ejections.with_label_values(&[name, a.as_str()])),
             went_down: self.health_changes.with_label_values(&[name, "down"]),
             came_up: self.health_changes.with_label_values(&[name, "up"]),
+            checks_passed: self.health_checks.with_label_values(&[name, "pass"]),
+            checks_failed: self.health_checks.with_label_values(&[name, "fail"]),
             endpoints_usable: self.endpoints.with_label_values(&[name, "usable"]),
             endpoints_ejected: self.endpoints.with_label_values(&[name, "ejected"]),
             endpoints_down: self.endpoints.with_label_values(&[name, "down"]),

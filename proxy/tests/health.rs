@@ -114,6 +114,18 @@ async fn a_failing_http_check_takes_an_endpoint_out_and_a_passing_one_brings_it_
         "{b_status}"
     );
 
+    let failed = proxy
+        .metric("proxy_health_checks_total{group=\"b\",result=\"fail\"}")
+        .await;
+    assert!(
+        failed.is_some_and(|n| n >= 2.0),
+        "fall = 2 failed checks: {failed:?}"
+    );
+    let passed = proxy
+        .metric("proxy_health_checks_total{group=\"pods\",result=\"pass\"}")
+        .await;
+    assert!(passed.is_some_and(|n| n >= 1.0), "{passed:?}");
+
     // The stats page shows the same, one coloured row per endpoint, and refreshes itself.
     let page = proxy.admin_get("/").await.expect("the stats page");
     assert!(page.contains("http-equiv=\"refresh\""), "{page}");

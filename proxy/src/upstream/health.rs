@@ -102,6 +102,10 @@ impl upstream::Observer<Pod> for GroupObserver {
 
     fn checked(&self, endpoint: &Endpoint, record: &CheckRecord, transition: Transition) {
         let (group, addr) = (&self.group, endpoint.addr);
+        match record.result {
+            Ok(()) => self.metrics.checks_passed.inc(),
+            Err(_) => self.metrics.checks_failed.inc(),
+        }
         match transition {
             Transition::None => {}
             Transition::Down => {
