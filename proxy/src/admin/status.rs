@@ -82,18 +82,22 @@ impl Status {
                 upstream: g.target().to_string(),
                 hosts: g.config.hosts.clone(),
                 path_prefix: g.config.path_prefix.clone(),
-                dns: g.discovery().map(|d| {
-                    let s = d.stats();
-                    let last = s.last_error();
-                    DnsStatus {
-                        lookups_ok: s.lookups(LookupResult::Ok),
-                        lookups_empty: s.lookups(LookupResult::Empty),
-                        lookups_failed: s.lookups(LookupResult::Failed),
-                        changes: s.changes(),
-                        last_error_at: last.as_ref().map(|(t, _)| ops::admin::time(*t)),
-                        last_error: last.map(|(_, e)| e),
-                    }
-                }),
+                // A fixed IP:PORT is not looked up: no DNS counters to show.
+                dns: g
+                    .discovery()
+                    .filter(|_| g.target().socket_addr().is_none())
+                    .map(|d| {
+                        let s = d.stats();
+                        let last = s.last_error();
+                        DnsStatus {
+                            lookups_ok: s.lookups(LookupResult::Ok),
+                            lookups_empty: s.lookups(LookupResult::Empty),
+                            lookups_failed: s.lookups(LookupResult::Failed),
+                            changes: s.changes(),
+                            last_error_at: last.as_ref().map(|(t, _)| ops::admin::time(*t)),
+                            last_error: last.map(|(_, e)| e),
+                        }
+                    }),
                 endpoints: g.endpoints().iter().map(|e| endpoint(e)).collect(),
             })
             .collect();
