@@ -33,6 +33,39 @@ pub fn readiness(ready: Result<String, String>) -> Response {
     }
 }
 
+/// The start of a stats page (the proxy's and pgbalancer's): refreshed every 2 s, no scripts, one
+/// style: tables of right-aligned numbers, `td.l` left-aligned, `td.why` a wrapping reason, and
+/// rows coloured by their class (`up`/`usable` green, `down` red, `ejected` yellow). `title` is
+/// text, escaped here.
+pub fn page_start(html: &mut String, title: &str) {
+    html.push_str(
+        r#"<!doctype html>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
+<title>"#,
+    );
+    html.push_str(&escape_html(title));
+    html.push_str(
+        r#"</title>
+<style>
+body { font: 13px sans-serif; margin: 1em; }
+table { border-collapse: collapse; margin-bottom: 1.5em; }
+th, td { border: 1px solid #999; padding: 2px 6px; text-align: right; white-space: nowrap; }
+th { background: #eee; } td.l { text-align: left; }
+td.why { text-align: left; white-space: normal; max-width: 40em; }
+tr.up, tr.usable { background: #c0ffc0; } tr.down { background: #ffc0c0; }
+tr.ejected { background: #ffffb0; }
+</style></head><body>
+"#,
+    );
+}
+
+/// The end of a stats page: links to `/status` and `/metrics`.
+pub fn page_end(html: &mut String) {
+    html.push_str(
+        "<p><a href=\"/status\">/status</a> &middot; <a href=\"/metrics\">/metrics</a></p>\n</body></html>\n",
+    );
+}
+
 /// Text made safe for HTML element content and attribute values (the stats pages).
 pub fn escape_html(s: &str) -> String {
     s.replace('&', "&amp;")

@@ -9,20 +9,10 @@ use crate::status::{BackendStatus, Status};
 
 pub fn render(s: &Status) -> String {
     let mut html = String::with_capacity(4096);
+    ops::admin::page_start(&mut html, &format!("pgbalancer {}", s.upstream));
     let _ = write!(
         html,
-        r#"<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
-<title>pgbalancer {upstream}</title>
-<style>
-body {{ font: 13px sans-serif; margin: 1em; }}
-table {{ border-collapse: collapse; }}
-th, td {{ border: 1px solid #999; padding: 2px 6px; text-align: right; }}
-th {{ background: #eee; }} td.l {{ text-align: left; }}
-tr.up {{ background: #c0ffc0; }} tr.down {{ background: #ffc0c0; }}
-tr.ejected {{ background: #ffffb0; }}
-</style></head><body>
-<h1>pgbalancer {version}</h1>
+        r#"<h1>pgbalancer {version}</h1>
 <p>upstream <b>{upstream}</b> &middot; listen {listen} &middot; role filter {role:?} &middot;
 on down: {on_down:?} &middot; started {started}<br>
 checks: user <b>{user}</b>, database <b>{db}</b>, every {interval} ms, timeout {timeout} ms,
@@ -57,7 +47,8 @@ clients that found no backend: {no_backend}</p>
     for b in &s.backends {
         row(&mut html, b);
     }
-    html.push_str("</table>\n<p><a href=\"/status\">/status</a> &middot; <a href=\"/metrics\">/metrics</a></p>\n</body></html>\n");
+    html.push_str("</table>\n");
+    ops::admin::page_end(&mut html);
     html
 }
 

@@ -10,21 +10,10 @@ use super::status::{EndpointStatus, GroupStatus, Status};
 
 pub fn render(s: &Status) -> String {
     let mut html = String::with_capacity(4096);
+    ops::admin::page_start(&mut html, "proxy");
     let _ = write!(
         html,
-        r#"<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2">
-<title>proxy</title>
-<style>
-body {{ font: 13px sans-serif; margin: 1em; }}
-table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
-th, td {{ border: 1px solid #999; padding: 2px 6px; text-align: right; white-space: nowrap; }}
-td.why {{ text-align: left; white-space: normal; max-width: 40em; }}
-th {{ background: #eee; }} td.l {{ text-align: left; }}
-tr.usable {{ background: #c0ffc0; }} tr.down {{ background: #ffc0c0; }}
-tr.ejected {{ background: #ffffb0; }}
-</style></head><body>
-<h1>proxy {version}</h1>
+        r#"<h1>proxy {version}</h1>
 <p>up {uptime} s &middot; requests in flight {inflight}{draining} &middot; configuration generation
 {generation}, applied {applied}</p>
 "#,
@@ -42,9 +31,7 @@ tr.ejected {{ background: #ffffb0; }}
     for g in &s.groups {
         group(&mut html, g);
     }
-    html.push_str(
-        "<p><a href=\"/status\">/status</a> &middot; <a href=\"/metrics\">/metrics</a></p>\n</body></html>\n",
-    );
+    ops::admin::page_end(&mut html);
     html
 }
 
