@@ -9,6 +9,11 @@ use discovery::{LookupResult, Stats};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 mod endpoints;
+mod refusals;
+mod tunnels;
+
+pub use refusals::Refusals;
+pub use tunnels::{TunnelEnd, TunnelMetrics};
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -131,73 +136,6 @@ pub struct GroupMetrics {
     pub tunnels: TunnelMetrics,
 }
 
-/// Why the proxy answered a request itself, before any upstream saw it, by the status it sent.
-const REFUSALS: [(u16, &str); 5] = [
-    (400, "bad_request"),
-    (404, "unrouted"),
-    (413, "body_too_large"),
-    (414, "uri_too_long"),
-    (431, "header_too_large"),
-];
-
-/// `proxy_requests_refused_total{reason}`: requests refused before they reached an upstream.
-#[derive(Clone)]
-pub struct Refusals {
-    counters: [IntCounter; REFUSALS.len()],
-}
-
-impl Refusals {
-    /// A request was refused with `status`; other statuses are not refusals and are not counted.
-    pub fn count(&self, status: u16) {
-        if let Some(i) = REFUSALS.iter().position(|(s, _)| *s == status) {
-            self.counters[i].inc();
-        }
-    }
-}
-
-/// Upgraded connections (websocket and any `Upgrade`) of one group.
-#[derive(Clone)]
-pub struct TunnelMetrics {
-    pub open: IntGauge,
-    pub bytes_from_client: IntCounter,
-    pub bytes_to_client: IntCounter,
-    /// By [`TunnelEnd::ALL`].
-    closed: [IntCounter; 3],
-}
-
-/// How a tunnel ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TunnelEnd {
-    /// One side closed it.
-    Closed,
-    /// Nothing crossed it in either direction for `tunnel_idle_timeout`.
-    IdleTimeout,
-    /// A read or write failed (a reset, a vanished peer).
-    Error,
-}
-
-impl TunnelEnd {
-    pub const ALL: [Self; 3] = [Self::Closed, Self::IdleTimeout, Self::Error];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Closed => "closed",
-            Self::IdleTimeout => "idle_timeout",
-            Self::Error => "error",
-        }
-    }
-}
-
-impl TunnelMetrics {
-    pub fn closed(&self, end: TunnelEnd) {
-        let i = TunnelEnd::ALL
-            .iter()
-            .position(|e| *e == end)
-            .expect("listed");
-        self.closed[i].inc();
-    }
-}
-
 const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
 
 impl Metrics {
@@ -267,9 +205,7 @@ impl Metrics {
             "Requests the proxy answered itself before any upstream saw them, by reason (bad_request 400, unrouted 404, body_too_large 413, uri_too_long 414, header_too_large 431).",
             &["reason"],
         );
-        let refusals = Refusals {
-            counters: REFUSALS.map(|(_, reason)| refused.with_label_values(&[reason])),
-        };
+        let refusals = Refusals::new(&refused);
         let tunnels_open = gauge(
             "proxy_tunnels_open",
             "Upgraded connections (websocket, any Upgrade) open now.",
@@ -397,13 +333,12 @@ impl Metrics {
             endpoints_usable: self.endpoints.with_label_values(&[name, "usable"]),
             endpoints_ejected: self.endpoints.with_label_values(&[name, "ejected"]),
             endpoints_down: self.endpoints.with_label_values(&[name, "down"]),
-            tunnels: TunnelMetrics {
-                open: self.tunnels_open.with_label_values(&[name]),
-                bytes_from_client: self.tunnel_bytes.with_label_values(&[name, "from_client"]),
-                bytes_to_client: self.tunnel_bytes.with_label_values(&[name, "to_client"]),
-                closed: TunnelEnd::ALL
-                    .map(|e| self.tunnels_closed.with_label_values(&[name, e.as_str()])),
-            },
+            tunnels: TunnelMetrics::new(
+                name,
+                &self.tunnels_open,
+                &self.tunnel_bytes,
+                &self.tunnels_closed,
+            ),
         }
     }
 

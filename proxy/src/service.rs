@@ -5,6 +5,7 @@
 //! response-time estimate; an idempotent attempt with another endpoint left waits for its first
 //! byte only as long as the group's estimate allows ([`deadline`]), then goes elsewhere.
 
+mod access;
 mod deadline;
 mod hold;
 pub mod reject;
@@ -21,7 +22,6 @@ use pingora_core::{Error, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::access_log::{self, AccessLog};
 use crate::inflight::{InFlight, InFlightGuard};
 use crate::limits::connections;
 use crate::limits::request as limits;
@@ -86,6 +86,15 @@ impl Proxy {
     }
 }
 
+/// The host a request is for: the authority of an absolute-form target, else its `Host` header.
+fn host(req: &pingora_http::RequestHeader) -> Option<&str> {
+    req.uri.host().or_else(|| {
+        req.headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })
+}
+
 #[async_trait]
 impl ProxyHttp for Proxy {
     type CTX = RequestCtx;
@@ -147,11 +156,7 @@ impl ProxyHttp for Proxy {
             return Ok(true);
         }
         let req = session.req_header();
-        let host = req.uri.host().or_else(|| {
-            req.headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-        });
+        let host = host(req);
         match ctx.live.router.route(host, req.uri.path()) {
             Some(group) => {
                 ctx.group = Some(Arc::clone(group));
@@ -448,7 +453,6 @@ impl ProxyHttp for Proxy {
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let duration = ctx.started.elapsed();
-        let group = ctx.group.as_ref().map_or("-", |g| g.name());
         if let Some(tunnel) = ctx.tunnel.take() {
             tunnel.ended(e);
         }
@@ -456,40 +460,6 @@ impl ProxyHttp for Proxy {
             g.events.metrics.response(status);
             g.events.metrics.duration.observe(duration.as_secs_f64());
         }
-        if ctx.live.access_log == AccessLog::Off {
-            return;
-        }
-        let req = session.req_header();
-        let header = |name| {
-            req.headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-        };
-        let host = match header(http::header::HOST) {
-            "" => req.uri.host().unwrap_or(""),
-            host => host,
-        };
-        let error = e.map(|e| e.to_string());
-        let entry = access_log::Entry {
-            client: session.client_addr().and_then(|a| a.as_inet()).copied(),
-            method: req.method.as_str(),
-            target: std::str::from_utf8(req.raw_path()).unwrap_or("-"),
-            proto: access_log::proto(req.version),
-            host,
-            status,
-            bytes_in: session.body_bytes_read(),
-            bytes_out: session.body_bytes_sent(),
-            user_agent: header(http::header::USER_AGENT),
-            group,
-            upstream: ctx.current.as_ref().map(|ep| ep.addr),
-            attempts: ctx.attempts,
-            held: ctx.held,
-            upstream_first_byte: ctx.first_byte,
-            upstream_time: ctx.attempt_started.map(|t| t.elapsed()),
-            duration,
-            error: error.as_deref(),
-        };
-        ctx.live.access_log.write(&entry);
+        access::write(session, e, ctx, status, duration);
     }
 }
