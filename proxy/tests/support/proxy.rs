@@ -31,15 +31,7 @@ impl ProxyProcess {
         let mut proxy = Self::spawn(listen, admin, args, true).await;
         let stdout = proxy.child.stdout.take().expect("stdout is piped");
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        each_line(stdout, move |line| tx.send(line).is_ok());
         (proxy, AccessLines(rx))
     }
 
@@ -65,16 +57,13 @@ impl ProxyProcess {
         let mut child = command.spawn().expect("starting the proxy binary");
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().expect("stderr is piped");
-        std::thread::spawn({
+        each_line(stderr, {
             let log = Arc::clone(&log);
-            move || {
-                use std::io::BufRead;
-                for line in std::io::BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
+            move |line| {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+                true
             }
         });
         let proxy = Self {
@@ -182,6 +171,23 @@ impl ProxyProcess {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Hands every line `from` yields to `take` on a thread of its own, until it ends or `take`
+/// says stop.
+fn each_line(
+    from: impl std::io::Read + Send + 'static,
+    mut take: impl FnMut(String) -> bool + Send + 'static,
+) {
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(from).lines() {
+            let Ok(line) = line else { break };
+            if !take(line) {
+                break;
+            }
+        }
+    });
 }
 
 /// The lines a proxy started with [`ProxyProcess::start_logged`] wrote on stdout.
