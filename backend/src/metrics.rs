@@ -8,6 +8,15 @@ pub const ROUTES: [&str; 4] = ["/users", "/healthz", "/readyz", "/metrics"];
 /// Label for any path outside [`ROUTES`].
 pub const OTHER_ROUTE: &str = "other";
 
+/// The status codes each route answers by contract (an internal 500 or a framework's 4xx can
+/// still add others). Their series exist from the start at 0.
+const ANSWERS: [(&str, &[&str]); 4] = [
+    ("/users", &["200", "503"]),
+    ("/healthz", &["200"]),
+    ("/readyz", &["200", "503"]),
+    ("/metrics", &["200"]),
+];
+
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
@@ -87,6 +96,13 @@ impl Metrics {
         for stage in crate::db::DbError::STAGES {
             db_errors.with_label_values(&[stage]);
         }
+        // So are the answers a route gives by contract: a dashboard's 503 rate is 0 rather than
+        // "no data" before the first one.
+        for (route, statuses) in ANSWERS {
+            for status in statuses {
+                requests.with_label_values(&[route, status]);
+            }
+        }
         Self {
             registry,
             requests,
@@ -114,5 +130,26 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_contract_answer_is_exported_at_zero_before_any_request() {
+        let metrics = Metrics::new();
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&metrics.registry().gather())
+            .unwrap();
+        for (route, statuses) in ANSWERS {
+            for status in statuses {
+                let line = format!(
+                    "backend_http_requests_total{{route=\"{route}\",status=\"{status}\"}} 0"
+                );
+                assert!(text.contains(&line), "{line} missing from:\n{text}");
+            }
+        }
     }
 }
