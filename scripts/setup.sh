@@ -2,8 +2,8 @@
 # Installs what the build and the test suite need on a fresh Debian machine, and nothing that is
 # already there. Called by `make test` and `make demo`; safe to run again.
 #
-#   scripts/setup.sh            packages the build and tests need, nginx, HAProxy, wrk and a
-#                               font for the charts included (the bench smoke test runs them), the
+#   scripts/setup.sh            packages the build and tests need, nginx, HAProxy, wrk,
+#                               Prometheus and a font for the charts included (the tests run them), the
 #                               Docker engine (started when none answers) and the base images the
 #                               lab's images build from (pulled, or made here without a registry)
 #   scripts/setup.sh --demo     also curl, for trying the demo by hand
@@ -42,6 +42,10 @@ have_cmd haproxy || want+=(haproxy)
 have_cmd wrk || want+=(wrk)
 # `bench instr` counts instructions per request under callgrind (bench/tests/speed.rs too).
 have_cmd valgrind || want+=(valgrind)
+# The demo's Prometheus scrapes our stack and the dashboard is drawn from it (bench/tests/lab.rs
+# too). Where systemd runs, Debian also starts a prometheus service of its own; the lab's runs
+# apart, on its own address and data directory.
+have_cmd prometheus || want+=(prometheus)
 # proxy/tests/health.rs looks at the proxy's stats page in headless Chromium.
 have_cmd chromium || want+=(chromium)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || want+=(fonts-dejavu-core)

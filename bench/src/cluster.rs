@@ -22,6 +22,7 @@ pub use db::service_addr;
 
 use crate::bins::Bins;
 use crate::blackhole::Blackhole;
+use crate::dashboard::{Target, TargetsFile};
 use crate::opts::Db;
 use crate::service_ip::ServiceIps;
 
@@ -60,6 +61,8 @@ pub struct Cluster {
     pgbalancer_args: Vec<String>,
     service_ips: ServiceIps,
     shutdown_delay: Duration,
+    /// Where the pods are written for a watching Prometheus ([`Cluster::observe`]).
+    scrape: Option<TargetsFile>,
 }
 
 impl Cluster {
@@ -95,6 +98,7 @@ impl Cluster {
             pgbalancer_args: Vec::new(),
             service_ips: ServiceIps::setup(),
             shutdown_delay,
+            scrape: None,
         };
         for name in cluster.replica_names() {
             cluster.replicas_in_dns.insert(name);
@@ -149,6 +153,27 @@ impl Cluster {
         self.dns.set(&Self::backend_fqdn(), &ips);
         self.dns.set(&Self::backend_green_fqdn(), &ips);
         self.ready.backends.store(ips.len(), Ordering::Relaxed);
+        self.pods_changed();
+    }
+
+    /// From now on (or, with `None`, no longer) keeps `targets` listing every pod with metrics:
+    /// the backends and pgbalancer, as Kubernetes pod discovery lists them for Prometheus.
+    pub fn observe(&mut self, targets: Option<TargetsFile>) {
+        self.scrape = targets;
+        self.pods_changed();
+    }
+
+    fn pods_changed(&self) {
+        let Some(file) = &self.scrape else { return };
+        let backends = self.backends.iter().map(|b| Target {
+            addr: b.addr(),
+            app: "backend".to_owned(),
+            pod: b.name.clone(),
+        });
+        let pods: Vec<Target> = backends.chain(self.db_target()).collect();
+        if let Err(e) = file.write(&pods) {
+            println!("lab: Prometheus' targets not updated: {e:#}");
+        }
     }
 
     fn publish_replicas(&self) {

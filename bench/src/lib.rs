@@ -15,6 +15,7 @@ pub mod bins;
 pub mod blackhole;
 pub mod cluster;
 pub mod containers;
+pub mod dashboard;
 pub mod fronts;
 pub mod gray;
 pub mod load;
@@ -44,6 +45,9 @@ pub struct Results {
     pub runs: Vec<Run>,
     /// Proxies that were asked for but could not run, with why.
     pub skipped: Vec<(String, String)>,
+    /// The dashboard's panels drawn from the Prometheus that scraped our stack's run (none with
+    /// `--no-dashboard` or without our proxy).
+    pub dashboard: Vec<dashboard::PanelReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,6 +108,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<Results> {
 
     let mut runs = Vec::new();
     let mut skipped = Vec::new();
+    let mut panels = Vec::new();
     for &front in &opts.proxies {
         if let Some(why) = fronts::missing(front) {
             println!("\nlab: skipping {}: {why}", front.name());
@@ -115,8 +120,23 @@ pub async fn run(opts: Opts) -> anyhow::Result<Results> {
             front.name(),
             front.db().name()
         );
+        // Our stack exports metrics: a Prometheus watches it from before its pods start.
+        let mut dashboard = None;
+        if front == Front::Ours && !opts.no_dashboard {
+            let d = dashboard::Dashboard::start(&cluster.work, fronts::OURS_ADMIN).await?;
+            cluster.observe(Some(d.targets()));
+            dashboard = Some(d);
+        }
         cluster.reset(front.db()).await?;
         let (mut proxy, addr) = fronts::start(front, cluster).await?;
+        if let Some(d) = &mut dashboard {
+            d.wait_scraping(&["proxy", "pgbalancer", "backend"]).await?;
+            println!(
+                "lab: Prometheus scrapes the proxy, pgbalancer and the backend pods: http://{}/graph",
+                dashboard::prometheus::LISTEN
+            );
+        }
+        let started = dashboard::prometheus::unix_now();
         let load = load::Load::start(
             addr,
             common.rate,
@@ -130,11 +150,27 @@ pub async fn run(opts: Opts) -> anyhow::Result<Results> {
         };
         let phases = scenario::run(cluster, &load, timing).await;
         let samples = load.finish().await;
+        let ended = dashboard::prometheus::unix_now();
+        if dashboard.is_some() {
+            // The run's last samples are scraped before anything stops.
+            tokio::time::sleep(dashboard::SCRAPE_INTERVAL * 2).await;
+        }
         proxy.wait_or_kill(Duration::ZERO).await;
         let phases = phases?;
         let png = common.out.join(format!("lab-{}.png", front.name()));
         let run = record(front, &phases, &samples, &png, "", common.request_timeout);
         runs.push(run);
+        if let Some(d) = dashboard {
+            cluster.observe(None);
+            panels = d
+                .draw(&common.out, "dashboard", &phases, (started, ended))
+                .await?;
+            println!(
+                "dashboard: {} panels drawn from Prometheus into {}/dashboard-*.png",
+                panels.len(),
+                common.out.display()
+            );
+        }
     }
 
     let results = Results {
@@ -148,9 +184,18 @@ pub async fn run(opts: Opts) -> anyhow::Result<Results> {
         },
         runs,
         skipped,
+        dashboard: panels,
     };
     write(&opts, &results)?;
     println!("\n{}", report::summary(&results.runs));
+    let empty = dashboard::empty(&results.dashboard);
+    if !empty.is_empty() {
+        anyhow::bail!(
+            "{} dashboard queries returned no series (a metric renamed or never exported?):\n  {}",
+            empty.len(),
+            empty.join("\n  ")
+        );
+    }
     Ok(results)
 }
 
@@ -184,6 +229,25 @@ pub(crate) fn record(
     run
 }
 
+/// The panels of our stack's run in lab.md: each image, and what each query returned.
+fn dashboard_md(panels: &[dashboard::PanelReport]) -> String {
+    let mut md = format!(
+        "\n## The dashboard during our stack's run\n\nEvery panel of `k8s/manifests/config/grafana-dashboard.json`, each query evaluated over the run against the Prometheus (Debian's `prometheus`, scraping every {} s) that scraped the proxy, pgbalancer and every backend pod; `$__rate_interval` is {} s. Phases as in the timeline.\n",
+        dashboard::SCRAPE_INTERVAL.as_secs_f64(),
+        dashboard::SCRAPE_INTERVAL.as_secs_f64() * 4.0
+    );
+    for p in panels {
+        md.push_str(&format!(
+            "\n### {}\n\n![{}]({})\n\n",
+            p.title, p.title, p.png
+        ));
+        for q in &p.queries {
+            md.push_str(&format!("- `{}`: {} series\n", q.expr, q.series));
+        }
+    }
+    md
+}
+
 fn write(opts: &Opts, results: &Results) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(results)?;
     for name in ["lab.json", "latest.json"] {
@@ -206,6 +270,9 @@ fn write(opts: &Opts, results: &Results) -> anyhow::Result<()> {
             run.proxy,
             run.proxy
         ));
+    }
+    if !results.dashboard.is_empty() {
+        md.push_str(&dashboard_md(&results.dashboard));
     }
     let path = opts.common.out.join("lab.md");
     std::fs::write(&path, md).with_context(|| format!("writing {}", path.display()))?;

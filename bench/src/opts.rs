@@ -33,6 +33,13 @@ pub struct Opts {
     #[arg(long)]
     pub quiet: bool,
 
+    /// No Prometheus: by default one (Debian's `prometheus`) scrapes our proxy, pgbalancer and
+    /// every backend pod during our stack's run, and afterwards every panel of the Grafana
+    /// dashboard is drawn from it as dashboard-<panel>.png; a panel query without a series fails
+    /// the run.
+    #[arg(long)]
+    pub no_dashboard: bool,
+
     #[command(flatten)]
     pub common: Common,
 }

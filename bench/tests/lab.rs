@@ -1,5 +1,6 @@
-//! The failover demo, short, through our proxy and pgbalancer: no request fails in any phase, and
-//! every restored replica and pod serves again.
+//! The failover demo, short, through our proxy and pgbalancer: no request fails in any phase,
+//! every restored replica and pod serves again, and the Prometheus that scraped the run draws
+//! every dashboard panel with data.
 
 use clap::Parser;
 
@@ -38,4 +39,34 @@ async fn our_stack_fails_no_request_in_any_phase_and_restored_pods_serve() {
     assert_eq!(latest["runs"][0]["proxy"], "ours");
     assert_eq!(latest["runs"][0]["total"]["failed"], 0);
     assert!(out.path().join("lab.md").is_file());
+
+    // Every panel of the dashboard users import, drawn from what Prometheus scraped; every query
+    // answered with a series (the run fails otherwise, so this is what it leaves behind).
+    let dashboard =
+        bench::dashboard::panels::load(std::path::Path::new(bench::dashboard::panels::DASHBOARD))
+            .unwrap();
+    assert_eq!(results.dashboard.len(), dashboard.len());
+    for panel in &results.dashboard {
+        let png = out.path().join(&panel.png);
+        let size = std::fs::metadata(&png).map_or(0, |m| m.len());
+        assert!(size > 10_000, "{} is {size} bytes", png.display());
+        for q in &panel.queries {
+            assert!(q.series > 0, "panel {}: {} has no series", panel.id, q.expr);
+        }
+    }
+    let by_title = |t: &str| {
+        results
+            .dashboard
+            .iter()
+            .find(|p| p.title.starts_with(t))
+            .unwrap_or_else(|| panic!("no panel {t}"))
+    };
+    // Per pod: both first pods at least. A replacement shows once Prometheus' discovery hands it
+    // over (every 5 s) and it was scraped twice, which 2 s phases may not leave time for.
+    assert!(by_title("Backend /users per pod").queries[0].series >= 2);
+    let md = std::fs::read_to_string(out.path().join("lab.md")).unwrap();
+    assert!(
+        md.contains("## The dashboard during our stack's run"),
+        "{md}"
+    );
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::Cluster;
+use crate::dashboard::Target;
 use crate::fronts::spawn_haproxy;
 use crate::opts::Db;
 use crate::process::{wait_listening, wait_ready, Process};
@@ -53,6 +54,16 @@ impl Cluster {
         })
     }
 
+    /// The running pgbalancer pod's admin listener as a scrape target (HAProxy exports none).
+    pub(super) fn db_target(&self) -> Option<Target> {
+        let pod = self.db.as_ref().filter(|pod| pod.kind == Db::Pgbalancer)?;
+        Some(Target {
+            addr: SocketAddr::from((*pod.addr.ip(), testkit::names::PGBALANCER_ADMIN_PORT)),
+            app: "pgbalancer".to_owned(),
+            pod: pod_name(pod.kind, *pod.addr.ip()),
+        })
+    }
+
     /// The running balancer pod's own address (not the Service IP).
     pub fn db_pod(&self) -> Option<SocketAddrV4> {
         self.db.as_ref().map(|pod| pod.addr)
@@ -66,6 +77,7 @@ impl Cluster {
         let pod = self.start_db_pod(db).await?;
         self.service_ips.point(service_addr(db), pod.addr);
         self.db = Some(pod);
+        self.pods_changed();
         Ok(())
     }
 
@@ -93,6 +105,7 @@ impl Cluster {
         self.service_ips.point(service_addr(new.kind), new.addr);
         let addr = new.addr;
         self.db = Some(new);
+        self.pods_changed();
         tokio::spawn(async move { old.process.wait_or_kill(STOP_GRACE).await });
         Ok(addr)
     }
@@ -106,7 +119,7 @@ impl Cluster {
             *service_addr(db).ip()
         };
         let addr = SocketAddrV4::new(ip, PORT);
-        let name = format!("{}-{}", db.name(), ip.octets()[3]);
+        let name = pod_name(db, ip);
         let upstream = format!("{}:{}", Cluster::replicas_fqdn(), self.pg.port());
         let process = match db {
             Db::Pgbalancer => {
@@ -163,6 +176,10 @@ impl Cluster {
             process,
         })
     }
+}
+
+fn pod_name(db: Db, ip: Ipv4Addr) -> String {
+    format!("{}-{}", db.name(), ip.octets()[3])
 }
 
 /// As the original lab's HAProxy: round-robin over `server-template` slots filled by DNS.
