@@ -135,6 +135,22 @@ pub struct Cli {
     #[arg(long, env = "PGBALANCER_SHUTDOWN_GRACE", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
 
+    /// Clients' TLS: `off` relays an SSLRequest to the server (the session stays opaque to
+    /// pgbalancer, so its cancels are sent to every healthy server); `prefer` terminates it here
+    /// with --tls-cert/--tls-key and serves plain clients too; `require` refuses plain logins.
+    /// [default: prefer with a certificate, else off]
+    #[arg(long, env = "PGBALANCER_TLS_MODE", value_name = "MODE")]
+    pub tls_mode: Option<crate::tls::TlsMode>,
+
+    /// PEM certificate chain (leaf first) pgbalancer presents to clients, e.g. a Kubernetes TLS
+    /// Secret's tls.crt.
+    #[arg(long, env = "PGBALANCER_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1), e.g. the Secret's tls.key.
+    #[arg(long, env = "PGBALANCER_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
     /// Log format: `text` or `json`. The level comes from RUST_LOG (default info). [default: text]
     #[arg(long, env = "PGBALANCER_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,

@@ -12,7 +12,8 @@ use std::time::Duration;
 use discovery::{ResolverSpec, Target};
 
 use crate::cli::{Cli, LogFormat};
-pub use file::{FileCheck, FileConfig};
+use crate::tls::{ClientTls, TlsMode};
+pub use file::{FileCheck, FileConfig, FileTls};
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:5432";
 /// Loopback: run by hand, the admin pages are not published to the network. The manifests pass
@@ -114,6 +115,8 @@ pub struct Config {
     pub shutdown_delay: Duration,
     pub on_down: OnDown,
     pub log_format: LogFormat,
+    /// Clients' TLS terminated here; `None`: relayed to the server (`off`).
+    pub tls: Option<ClientTls>,
 }
 
 /// The layers a [`Config`] is made of. `env` looks up environment variables (the password).
@@ -159,6 +162,7 @@ impl TryFrom<Layers<'_>> for Config {
             shutdown_delay,
             on_down,
             log_format,
+            tls,
         } = file;
         let upstream = match (&cli.upstream, upstream) {
             (Some(target), _) => target.clone(),
@@ -228,7 +232,37 @@ impl TryFrom<Layers<'_>> for Config {
                 .unwrap_or(Duration::ZERO),
             on_down: cli.on_down.or(on_down).unwrap_or_default(),
             log_format: cli.log_format.or(log_format).unwrap_or_default(),
+            tls: client_tls(cli, tls)?,
         })
+    }
+}
+
+/// `tls.mode` with its certificate: `prefer` and `require` need both files, `off` neither.
+fn client_tls(cli: &Cli, file: FileTls) -> Result<Option<ClientTls>, ConfigError> {
+    let cert = cli.tls_cert.clone().or(file.cert);
+    let key = cli.tls_key.clone().or(file.key);
+    let mode = cli.tls_mode.or(file.mode).unwrap_or(if cert.is_some() {
+        TlsMode::Prefer
+    } else {
+        TlsMode::Off
+    });
+    match (mode, cert, key) {
+        (TlsMode::Off, None, None) => Ok(None),
+        (TlsMode::Off, _, _) => Err(invalid(
+            "tls.mode",
+            "off, but a certificate or key is given: drop --tls-cert/--tls-key, or choose prefer or require",
+        )),
+        (_, Some(cert), Some(key)) => ClientTls::load(mode, &cert, &key)
+            .map(Some)
+            .map_err(|e| invalid("tls.cert", e)),
+        (_, None, _) => Err(invalid(
+            "tls.cert",
+            "required for tls.mode prefer or require: --tls-cert FILE (PEM)",
+        )),
+        (_, Some(_), None) => Err(invalid(
+            "tls.key",
+            "required with a certificate: --tls-key FILE (PEM)",
+        )),
     }
 }
 

@@ -4,14 +4,16 @@
 //! server with a real tokio-postgres login and `SELECT pg_is_in_recovery()` plus the replay lag,
 //! and hands each new client connection to the next healthy server, round-robin, relaying bytes
 //! both ways. It reads the Postgres protocol only as far as routing needs: encryption requests
-//! are passed through, a CancelRequest goes to the server that runs the session, and a client
+//! are passed through (or, with a certificate, clients' TLS is terminated here, see [`tls`]), a
+//! CancelRequest goes to the server that runs the session, and a client
 //! that finds no healthy server (after a bounded wait) gets a real `ErrorResponse` (57P03).
 
-// What a user of the crate needs: the command line and config layers, the protocol (the fuzz
-// targets drive it), start/run and /status. The rest is the binary's own.
+// What a user of the crate needs: the command line and config layers (TLS among them), the
+// protocol (the fuzz targets drive it), start/run and /status. The rest is the binary's own.
 pub mod cli;
 pub mod config;
 pub mod protocol;
+pub mod tls;
 
 mod admin;
 mod admission;

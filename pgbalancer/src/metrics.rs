@@ -74,6 +74,9 @@ pub struct Metrics {
     pub backends: IntGauge,
     ejections: IntCounterVec,
     spared: IntCounterVec,
+    /// `pgbalancer_tls_handshakes_total{result="ok"}` and `{result="failed"}`.
+    pub tls_handshakes_ok: IntCounter,
+    pub tls_handshakes_failed: IntCounter,
 }
 
 /// The series of one backend, looked up once so the relay's hot path is a single atomic add.
@@ -102,6 +105,10 @@ fn opts(name: &str, help: &str) -> Opts {
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
+        let tls = IntCounterVec::new(
+            opts("pgbalancer_tls_handshakes_total", "Client TLS handshakes pgbalancer made (with --tls-cert), by result: ok, failed (a client that refused the certificate, spoke no TLS or timed out)."),
+            &["result"],
+        )?;
         let m = Self {
             connections: IntCounterVec::new(
                 opts("pgbalancer_backend_connections_total", "Connections pgbalancer opened to a backend for a client, by result (ok, connect_error, no_answer: connected, but the client's first packet got no answer in time)."),
@@ -172,8 +179,11 @@ impl Metrics {
                 opts("pgbalancer_ejections_spared_total", "Ejections not made because the backend was among the last in rotation (busy: the floor of half the up backends; no_answer: the last one), by reason."),
                 &["reason"],
             )?,
+            tls_handshakes_ok: tls.with_label_values(&["ok"]),
+            tls_handshakes_failed: tls.with_label_values(&["failed"]),
             registry,
         };
+        m.registry.register(Box::new(tls))?;
         m.registry.register(Box::new(m.connections.clone()))?;
         m.registry.register(Box::new(m.active.clone()))?;
         m.registry.register(Box::new(m.up.clone()))?;

@@ -4,8 +4,7 @@
 //! connection unexpectedly".
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Postgres refuses a startup packet longer than this (`MAX_STARTUP_PACKET_LENGTH`); so do we.
 pub const MAX_STARTUP_PACKET: usize = 10_000;
@@ -19,6 +18,8 @@ const PROTOCOL_MAJOR_3: u32 = 3;
 
 /// SQLSTATE of a client that broke the protocol.
 pub const PROTOCOL_VIOLATION: &str = "08P01";
+/// SQLSTATE of a login refused by the server's rules (pg_hba's "no encryption" among them).
+pub const INVALID_AUTHORIZATION: &str = "28000";
 /// SQLSTATE Postgres sends when `max_connections` is reached ("sorry, too many clients already").
 pub const TOO_MANY_CONNECTIONS: &str = "53300";
 /// SQLSTATE Postgres sends while it cannot accept connections ("the database system is starting
@@ -206,7 +207,10 @@ const DRAIN_LIMIT: usize = 256 * 1024;
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Answers `client` with a FATAL ErrorResponse and closes it, as Postgres does.
-pub async fn send_error(client: &mut TcpStream, sqlstate: &str, message: &str) {
+pub async fn send_error<C>(client: &mut C, sqlstate: &str, message: &str)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
     let msg = error_response(sqlstate, message);
     // The client may be gone already; there is no one else to tell.
     if client.write_all(&msg).await.is_err() || client.shutdown().await.is_err() {

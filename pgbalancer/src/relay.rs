@@ -19,14 +19,19 @@ const BUF: usize = 16 * 1024;
 
 /// Relays until both directions are done (each side's close is passed on as a half-close) or one
 /// fails. `on_key` gets the session's BackendKeyData when `scan` is set and the server sends one.
-pub async fn relay(
-    client: &mut TcpStream,
+pub async fn relay<C>(
+    client: &mut C,
     server: &mut TcpStream,
     backend: &Backend,
     scan: bool,
     on_key: impl FnOnce(CancelKey),
-) -> io::Result<()> {
-    let (mut client_read, mut client_write) = client.split();
+) -> io::Result<()>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    // A plain or a TLS client alike (a TLS stream cannot be split without a lock; the halves'
+    // lock is uncontended, one task polls both).
+    let (mut client_read, mut client_write) = tokio::io::split(client);
     let (mut server_read, mut server_write) = server.split();
     let to_backend = copy(
         &mut client_read,

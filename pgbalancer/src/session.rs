@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -16,9 +16,12 @@ use crate::cancel::{self, KeyGuard};
 use crate::config::OnDown;
 use crate::metrics::Outcome;
 use crate::pool::Backend;
-use crate::protocol::{self, FirstPacket, PacketError, CANNOT_CONNECT_NOW, PROTOCOL_VIOLATION};
+use crate::protocol::{
+    self, FirstPacket, PacketError, CANNOT_CONNECT_NOW, INVALID_AUTHORIZATION, PROTOCOL_VIOLATION,
+};
 use crate::relay;
 use crate::shared::Shared;
+use crate::tls::{ClientTls, TlsMode};
 
 /// At most this many packets before the StartupMessage: GSSENCRequest, then SSLRequest.
 const MAX_NEGOTIATIONS: usize = 2;
@@ -35,20 +38,148 @@ pub async fn handle(mut client: TcpStream, peer: SocketAddr, shared: Arc<Shared>
 
 /// Serves one client; returns the outcome label for `pgbalancer_client_connections_total`.
 async fn serve(client: &mut TcpStream, shared: &Shared) -> Outcome {
-    let mut packet = match read_packet(client, shared).await {
+    let packet = match read_packet(client, shared).await {
         Ok(p) => p,
         Err(outcome) => return outcome,
     };
+    match &shared.config.tls {
+        Some(tls) => terminate(client, packet, tls, shared).await,
+        None => pass_through(client, packet, shared).await,
+    }
+}
+
+/// Clients' TLS ends here: an SSLRequest is answered `S` and the handshake made, GSSAPI
+/// encryption is refused as a server without it would, and what follows (inside TLS or not) is
+/// routed as a plain client's packet would be.
+async fn terminate(
+    client: &mut TcpStream,
+    mut packet: FirstPacket,
+    tls: &ClientTls,
+    shared: &Shared,
+) -> Outcome {
+    for _ in 0..=MAX_NEGOTIATIONS {
+        match packet {
+            FirstPacket::Ssl => {
+                if client.write_all(b"S").await.is_err() {
+                    return Outcome::Closed;
+                }
+                let handshake = tokio::time::timeout(
+                    shared.config.client_timeout,
+                    tls.acceptor.accept(&mut *client),
+                )
+                .await;
+                let mut stream = match handshake {
+                    Ok(Ok(stream)) => {
+                        shared.metrics.tls_handshakes_ok.inc();
+                        stream
+                    }
+                    Ok(Err(e)) => {
+                        shared.metrics.tls_handshakes_failed.inc();
+                        info!(error = %e, "client TLS handshake failed");
+                        return Outcome::Closed;
+                    }
+                    Err(_) => {
+                        shared.metrics.tls_handshakes_failed.inc();
+                        return Outcome::Timeout;
+                    }
+                };
+                let inner = match read_packet(&mut stream, shared).await {
+                    Ok(p) => p,
+                    Err(outcome) => return outcome,
+                };
+                if matches!(inner, FirstPacket::Ssl | FirstPacket::GssEnc) {
+                    protocol::send_error(
+                        &mut stream,
+                        PROTOCOL_VIOLATION,
+                        "pgbalancer: an encryption request inside TLS",
+                    )
+                    .await;
+                    return Outcome::BadRequest;
+                }
+                return route(&mut stream, inner, shared).await;
+            }
+            FirstPacket::GssEnc => {
+                if client.write_all(b"N").await.is_err() {
+                    return Outcome::Closed;
+                }
+            }
+            FirstPacket::Startup { .. } if tls.mode == TlsMode::Require => {
+                info!("refusing a plain login: TLS is required");
+                protocol::send_error(
+                    client,
+                    INVALID_AUTHORIZATION,
+                    "pgbalancer: TLS is required (connect with sslmode=require)",
+                )
+                .await;
+                return Outcome::BadRequest;
+            }
+            packet @ (FirstPacket::Startup { .. } | FirstPacket::Cancel(_)) => {
+                return route(client, packet, shared).await;
+            }
+        }
+        packet = match read_packet(client, shared).await {
+            Ok(p) => p,
+            Err(outcome) => return outcome,
+        };
+    }
+    too_many_negotiations(client).await
+}
+
+/// A CancelRequest or a StartupMessage pgbalancer can read (plain, or inside TLS it
+/// terminated): the cancel goes to its session's server, the session to the next healthy one
+/// with its cancel key learnt.
+async fn route<C>(client: &mut C, packet: FirstPacket, shared: &Shared) -> Outcome
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    match packet {
+        FirstPacket::Cancel(key) => {
+            cancel_request(key, shared).await;
+            // As a server ends a cancel connection: closed, inside TLS with a close_notify (a
+            // bare TCP close there is an "unexpected eof" to libpq 17+, a failed cancel).
+            let _ = client.shutdown().await;
+            Outcome::Cancel
+        }
+        FirstPacket::Startup { raw } => match connect(shared, &raw).await {
+            Some((backend, mut stream)) => {
+                run_session(client, &mut stream, &backend, shared, true).await
+            }
+            None => {
+                shared.metrics.no_backend.inc();
+                refuse_no_backend(client, shared).await
+            }
+        },
+        FirstPacket::Ssl | FirstPacket::GssEnc => unreachable!("negotiated by the caller"),
+    }
+}
+
+async fn cancel_request(key: protocol::CancelKey, shared: &Shared) {
+    let route = cancel::route(&shared.cancels, &key, || {
+        shared.pool.usable().iter().map(|b| b.addr).collect()
+    });
+    shared
+        .metrics
+        .cancels
+        .with_label_values(&[route.label()])
+        .inc();
+    cancel::forward(key, &route, shared.config.connect_timeout).await;
+}
+
+async fn refuse_no_backend<C>(client: &mut C, shared: &Shared) -> Outcome
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let message = no_backend_message(shared);
+    info!(reason = %message, "no healthy backend for a client");
+    protocol::send_error(client, CANNOT_CONNECT_NOW, &message).await;
+    Outcome::NoBackend
+}
+
+/// No TLS here: an encryption request goes to the first server that answers, and the client
+/// and that server negotiate it between them.
+async fn pass_through(client: &mut TcpStream, mut packet: FirstPacket, shared: &Shared) -> Outcome {
     if let FirstPacket::Cancel(key) = packet {
-        let route = cancel::route(&shared.cancels, &key, || {
-            shared.pool.usable().iter().map(|b| b.addr).collect()
-        });
-        shared
-            .metrics
-            .cancels
-            .with_label_values(&[route.label()])
-            .inc();
-        cancel::forward(key, &route, shared.config.connect_timeout).await;
+        cancel_request(key, shared).await;
         return Outcome::Cancel;
     }
     // The first packet goes to a server that answers it: a frozen one is passed over.
@@ -72,10 +203,7 @@ async fn serve(client: &mut TcpStream, shared: &Shared) -> Outcome {
                 return run_session(client, stream, backend, shared, true).await;
             }
             (FirstPacket::Startup { .. }, None) => {
-                let message = no_backend_message(shared);
-                info!(reason = %message, "no healthy backend for a client");
-                protocol::send_error(client, CANNOT_CONNECT_NOW, &message).await;
-                return Outcome::NoBackend;
+                return refuse_no_backend(client, shared).await;
             }
             (FirstPacket::Ssl | FirstPacket::GssEnc, Some((backend, stream))) => {
                 match negotiate(client, stream).await {
@@ -111,6 +239,10 @@ async fn serve(client: &mut TcpStream, shared: &Shared) -> Outcome {
             Err(outcome) => return outcome,
         };
     }
+    too_many_negotiations(client).await
+}
+
+async fn too_many_negotiations(client: &mut TcpStream) -> Outcome {
     protocol::send_error(
         client,
         PROTOCOL_VIOLATION,
@@ -128,13 +260,16 @@ async fn negotiate(client: &mut TcpStream, server: &mut TcpStream) -> std::io::R
     Ok(answer != b'N')
 }
 
-async fn run_session(
-    client: &mut TcpStream,
+async fn run_session<C>(
+    client: &mut C,
     server: &mut TcpStream,
     backend: &Arc<Backend>,
     shared: &Shared,
     scan: bool,
-) -> Outcome {
+) -> Outcome
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
     let m = &backend.data.metrics;
     m.active.inc();
     let mut key_guard: Option<KeyGuard> = None;
@@ -305,7 +440,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Reads the next startup-phase packet; on failure answers the client (when it is worth it) and
 /// returns the outcome label.
-async fn read_packet(client: &mut TcpStream, shared: &Shared) -> Result<FirstPacket, Outcome> {
+async fn read_packet<C>(client: &mut C, shared: &Shared) -> Result<FirstPacket, Outcome>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
     let read = tokio::time::timeout(
         shared.config.client_timeout,
         protocol::read_first_packet(client),

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::config::{OnDown, RoleFilter};
 use crate::shared::Shared;
+use crate::tls::TlsMode;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -17,6 +18,9 @@ pub struct Status {
     pub listen: SocketAddr,
     pub role: RoleFilter,
     pub on_down: OnDown,
+    /// Clients' TLS: the mode, and the certificate's path when terminated here (never its
+    /// contents, nor the key's).
+    pub tls: TlsSummary,
     pub check: CheckSummary,
     pub dns: DnsSummary,
     pub backends: Vec<BackendStatus>,
@@ -36,6 +40,14 @@ pub struct CheckSummary {
     pub timeout_ms: u128,
     pub fall: u32,
     pub rise: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsSummary {
+    pub mode: TlsMode,
+    pub cert: Option<String>,
+    pub handshakes_ok: u64,
+    pub handshakes_failed: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -124,6 +136,12 @@ impl Status {
             listen: c.listen,
             role: c.check.role,
             on_down: c.on_down,
+            tls: TlsSummary {
+                mode: c.tls.as_ref().map_or(TlsMode::Off, |t| t.mode),
+                cert: c.tls.as_ref().map(|t| t.cert.display().to_string()),
+                handshakes_ok: shared.metrics.tls_handshakes_ok.get(),
+                handshakes_failed: shared.metrics.tls_handshakes_failed.get(),
+            },
             check: CheckSummary {
                 user: c.check.user.clone(),
                 database: c.check.database.clone(),

@@ -14,31 +14,8 @@ use tokio_postgres::{CancelToken, NoTls};
 
 const SLEEP: &str = "SELECT pg_sleep(60)";
 
-/// Waits until `n` sessions run the sleep on the replicas (seen directly, not through pgbalancer).
 async fn wait_sleeping(lab: &Lab, n: i64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut sleeping = 0;
-        for replica in lab.cluster.replicas() {
-            let client = replica.connect().await.expect("direct login");
-            let row = client
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = $1",
-                    &[&SLEEP],
-                )
-                .await
-                .expect("pg_stat_activity");
-            sleeping += row.get::<_, i64>(0);
-        }
-        if sleeping == n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{n} sleeping sessions never showed up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    lab.wait_running(SLEEP, n).await;
 }
 
 /// Runs the sleep on a session through `lab`'s pgbalancer, cancels it with `cancel`, and checks

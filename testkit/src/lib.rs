@@ -6,6 +6,7 @@
 //! two things every test needs, a bounded wait on a condition ([`wait`]) and a raw HTTP client
 //! ([`http`]).
 
+pub mod certs;
 mod dns;
 pub mod http;
 pub mod names;

@@ -14,7 +14,8 @@ pub fn render(s: &Status) -> String {
         html,
         r#"<h1>pgbalancer {version}</h1>
 <p>upstream <b>{upstream}</b> &middot; listen {listen} &middot; role filter {role:?} &middot;
-on down: {on_down:?} &middot; started {started}<br>
+on down: {on_down:?} &middot; client TLS {tls:?} (handshakes ok {tls_ok}, failed {tls_failed})
+&middot; started {started}<br>
 checks: user <b>{user}</b>, database <b>{db}</b>, every {interval} ms, timeout {timeout} ms,
 fall {fall}, rise {rise} &middot; DNS lookups ok {ok}, empty {empty}, failed {failed}<br>
 healthy {healthy} of {total} &middot; clients waiting for a backend: {waiting} &middot;
@@ -29,6 +30,9 @@ clients that found no backend: {no_backend}</p>
         listen = s.listen,
         role = s.role,
         on_down = s.on_down,
+        tls = s.tls.mode,
+        tls_ok = s.tls.handshakes_ok,
+        tls_failed = s.tls.handshakes_failed,
         started = s.started,
         user = esc(&s.check.user),
         db = esc(&s.check.database),

@@ -2,13 +2,14 @@
 //! `"250ms"`. Defaults are applied later, in [`super::Config`], after the flags are layered on.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::{ConfigError, OnDown, RoleFilter};
 use crate::cli::LogFormat;
+use crate::tls::TlsMode;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +38,16 @@ pub struct FileConfig {
     pub shutdown_delay: Option<Duration>,
     pub on_down: Option<OnDown>,
     pub log_format: Option<LogFormat>,
+    #[serde(default)]
+    pub tls: FileTls,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTls {
+    pub mode: Option<TlsMode>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -116,3 +116,52 @@ fn bad_flags_are_refused_by_the_parser() {
         assert_eq!(e.exit_code(), 2, "{args:?}");
     }
 }
+
+#[test]
+fn tls_is_off_without_a_certificate_and_prefer_with_one() {
+    let c = build(&cli(MINIMAL), "").unwrap();
+    assert_eq!(c.tls, None);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = testkit::certs::self_signed(dir.path());
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let c = build(
+        &cli(&[MINIMAL, &["--tls-cert", &cert, "--tls-key", &key]].concat()),
+        "",
+    )
+    .unwrap();
+    assert_eq!(c.tls.as_ref().map(|t| t.mode), Some(TlsMode::Prefer));
+    // The file's mode under the flags' files; the key's contents never in the printed config.
+    let yaml = "tls:\n  mode: require\n";
+    let c = build(
+        &cli(&[MINIMAL, &["--tls-cert", &cert, "--tls-key", &key]].concat()),
+        yaml,
+    )
+    .unwrap();
+    assert_eq!(c.tls.as_ref().map(|t| t.mode), Some(TlsMode::Require));
+    let printed = format!("{c:#?}");
+    let key_pem = std::fs::read_to_string(&key).unwrap();
+    let key_line = key_pem.lines().nth(1).unwrap();
+    assert!(!printed.contains(key_line), "{printed}");
+}
+
+#[test]
+fn tls_settings_that_cannot_work_are_refused_by_key() {
+    let err = |args: &[&str], yaml: &str| {
+        build(&cli(&[MINIMAL, args].concat()), yaml)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(err(&["--tls-mode", "require"], "").contains("`tls.cert`: required"));
+    assert!(err(&["--tls-cert", "/x.pem"], "").contains("`tls.key`: required"));
+    assert!(err(&["--tls-mode", "off", "--tls-cert", "/x.pem"], "").contains("`tls.mode`"));
+    let e = err(
+        &["--tls-cert", "/nonexistent.pem", "--tls-key", "/k.pem"],
+        "",
+    );
+    assert!(e.contains("/nonexistent.pem"), "{e}");
+    let e = build(&cli(MINIMAL), "tls:\n  mode: sometimes\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("tls.mode"), "{e}");
+}

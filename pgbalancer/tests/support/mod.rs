@@ -66,6 +66,7 @@ pub fn bare_config() -> Config {
         shutdown_delay: Duration::ZERO,
         on_down: OnDown::Keep,
         log_format: LogFormat::Text,
+        tls: None,
     }
 }
 
@@ -126,6 +127,34 @@ impl Lab {
         let client = self.connect().await?;
         let row = client.query_one("SHOW cluster_name", &[]).await?;
         Ok(row.get(0))
+    }
+
+    /// Waits until exactly `n` sessions run `query` on the replicas (seen directly, not through
+    /// pgbalancer).
+    pub async fn wait_running(&self, query: &str, n: i64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut running = 0;
+            for replica in self.cluster.replicas() {
+                let client = replica.connect().await.expect("direct login");
+                let row = client
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = $1",
+                        &[&query],
+                    )
+                    .await
+                    .expect("pg_stat_activity");
+                running += row.get::<_, i64>(0);
+            }
+            if running == n {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{n} sessions running {query} never showed up (now {running})"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The address pgbalancer knows a node by.
