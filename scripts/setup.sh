@@ -82,6 +82,20 @@ if ! "$venv/bin/kubernetes-validate" --version 2>/dev/null | grep -qx "kubernete
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q "kubernetes-validate==$kv_version"
 fi
+# pgbalancer/tests/clients/matrix.py logs in and cancels through the balancer with the clients
+# people use: psql (Debian's, above) and the Python drivers psycopg, asyncpg and pg8000, from PyPI
+# into a venv of their own, as wheels only. Pinned like kubernetes-validate. psycopg-binary 3.3.9
+# bundles libpq 18.6 (psycopg.pq.version() == 180006), so its cancel_safe() sends the
+# CancelRequest over TLS when the session is TLS (libpq >= 17); Debian 12's libpq 15 cannot.
+# The stamp names what was installed, so a run with it in place costs no pip call.
+client_pins=("psycopg[binary]==3.3.9" "asyncpg==0.32.0" "pg8000==1.31.6")
+venv=".venv/clients"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.pins" 2>/dev/null)" != "${client_pins[*]}" ]; then
+    echo "setup: installing ${client_pins[*]} into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --only-binary=:all: "${client_pins[@]}"
+    echo "${client_pins[*]}" >"$venv/.pins"
+fi
 
 # A Docker engine that answers: start Debian's dockerd when none does (no systemd needed).
 if ! docker info >/dev/null 2>&1; then
