@@ -151,6 +151,12 @@ pub struct Cli {
     #[arg(long, env = "PGBALANCER_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
 
+    /// TLS to the servers, for sessions and health checks: `off` (plain TCP), `prefer` (TLS where
+    /// the server has ssl on), `require` (a server that refuses TLS is not used). The servers'
+    /// certificates are not verified (libpq's sslmode=require). [default: off]
+    #[arg(long, env = "PGBALANCER_SERVER_TLS", value_name = "MODE")]
+    pub server_tls: Option<crate::tls::ServerTlsMode>,
+
     /// Log format: `text` or `json`. The level comes from RUST_LOG (default info). [default: text]
     #[arg(long, env = "PGBALANCER_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,

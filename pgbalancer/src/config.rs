@@ -12,7 +12,7 @@ use std::time::Duration;
 use discovery::{ResolverSpec, Target};
 
 use crate::cli::{Cli, LogFormat};
-use crate::tls::{ClientTls, TlsMode};
+use crate::tls::{ClientTls, ServerTls, TlsMode};
 pub use file::{FileCheck, FileConfig, FileTls};
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:5432";
@@ -117,6 +117,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Clients' TLS terminated here; `None`: relayed to the server (`off`).
     pub tls: Option<ClientTls>,
+    /// TLS to the servers; `None`: plain (`off`).
+    pub server_tls: Option<ServerTls>,
 }
 
 /// The layers a [`Config`] is made of. `env` looks up environment variables (the password).
@@ -163,6 +165,7 @@ impl TryFrom<Layers<'_>> for Config {
             on_down,
             log_format,
             tls,
+            server_tls,
         } = file;
         let upstream = match (&cli.upstream, upstream) {
             (Some(target), _) => target.clone(),
@@ -233,6 +236,7 @@ impl TryFrom<Layers<'_>> for Config {
             on_down: cli.on_down.or(on_down).unwrap_or_default(),
             log_format: cli.log_format.or(log_format).unwrap_or_default(),
             tls: client_tls(cli, tls)?,
+            server_tls: ServerTls::new(cli.server_tls.or(server_tls).unwrap_or_default()),
         })
     }
 }

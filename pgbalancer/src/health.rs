@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::tls::{ServerStream, ServerTls};
 use tokio::time::Instant;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
@@ -78,7 +80,11 @@ impl CheckError {
 }
 
 /// Logs in to `addr` and asks for the role and the lag.
-pub async fn probe(addr: SocketAddr, check: &CheckConfig) -> Result<Probe, CheckError> {
+pub async fn probe(
+    addr: SocketAddr,
+    check: &CheckConfig,
+    tls: Option<&ServerTls>,
+) -> Result<Probe, CheckError> {
     let mut config = tokio_postgres::Config::new();
     config
         .user(&check.user)
@@ -95,8 +101,14 @@ pub async fn probe(addr: SocketAddr, check: &CheckConfig) -> Result<Probe, Check
             .map_err(CheckError::Connect)?;
         // Small messages, one round trip each: no Nagle delay.
         let _ = tcp.set_nodelay(true);
+        // With server TLS the login goes inside it, as a session's does; tokio-postgres then
+        // speaks plain protocol over the encrypted stream.
+        let inner = match tls {
+            None => ServerStream::Plain(tcp),
+            Some(tls) => tls.start(tcp).await.map_err(CheckError::Connect)?,
+        };
         let stream = Heard {
-            inner: tcp,
+            inner,
             heard: Arc::clone(&heard),
         };
         let (client, connection) = config
@@ -198,14 +210,17 @@ pub fn judge(probe: &Probe, check: &CheckConfig) -> Result<(), String> {
 
 /// The login check as the upstream core's [`upstream::Check`]: role and lag go to the server's
 /// details and metrics, the verdict to the core.
-pub struct LoginCheck(pub Arc<CheckConfig>);
+pub struct LoginCheck {
+    pub check: Arc<CheckConfig>,
+    pub tls: Option<ServerTls>,
+}
 
 #[async_trait::async_trait]
 impl upstream::Check<Server> for LoginCheck {
     async fn check(&self, backend: &Backend) -> Result<(), Failure> {
-        let check = &self.0;
+        let check = &self.check;
         let started = Instant::now();
-        let probed = probe(backend.addr, check).await;
+        let probed = probe(backend.addr, check, self.tls.as_ref()).await;
         let m = &backend.data.metrics;
         m.check_duration.observe(started.elapsed().as_secs_f64());
         let result = match &probed {

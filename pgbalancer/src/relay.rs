@@ -10,10 +10,10 @@ use std::io;
 
 use prometheus::IntCounter;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::pool::Backend;
-use crate::protocol::{CancelKey, Scan, StartupScanner};
+use crate::protocol::{CancelKey, SaslFilter, Scan, StartupScanner};
+use crate::tls::ServerStream;
 
 const BUF: usize = 16 * 1024;
 
@@ -21,18 +21,22 @@ const BUF: usize = 16 * 1024;
 /// fails. `on_key` gets the session's BackendKeyData when `scan` is set and the server sends one.
 pub async fn relay<C>(
     client: &mut C,
-    server: &mut TcpStream,
+    server: &mut ServerStream,
     backend: &Backend,
     scan: bool,
+    client_tls: bool,
     on_key: impl FnOnce(CancelKey),
 ) -> io::Result<()>
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
+    // A plain client must not be offered the channel binding of the server's TLS (see
+    // [`SaslFilter`]); a TLS client gets the offer as it is.
+    let filter = (server.is_tls() && !client_tls).then(SaslFilter::default);
     // A plain or a TLS client alike (a TLS stream cannot be split without a lock; the halves'
     // lock is uncontended, one task polls both).
     let (mut client_read, mut client_write) = tokio::io::split(client);
-    let (mut server_read, mut server_write) = server.split();
+    let (mut server_read, mut server_write) = tokio::io::split(server);
     let to_backend = copy(
         &mut client_read,
         &mut server_write,
@@ -44,6 +48,7 @@ where
                 &mut server_read,
                 &mut client_write,
                 &backend.data.metrics.bytes_to_client,
+                filter,
             )
             .await?;
             match done {
@@ -85,6 +90,7 @@ async fn copy_scanning<R, W>(
     reader: &mut R,
     writer: &mut W,
     counter: &IntCounter,
+    mut filter: Option<SaslFilter>,
 ) -> io::Result<Option<CancelKey>>
 where
     R: AsyncRead + Unpin,
@@ -95,12 +101,31 @@ where
     loop {
         let n = reader.read(&mut buf).await?;
         if n == 0 {
+            if let Some(f) = filter.as_mut() {
+                writer.write_all(&f.take_rest()).await?;
+            }
             writer.shutdown().await?;
             return Ok(None);
         }
-        writer.write_all(&buf[..n]).await?;
-        counter.inc_by(n as u64);
-        match scanner.feed(&buf[..n]) {
+        let filtered;
+        let chunk = match filter.as_mut() {
+            Some(f) => {
+                filtered = f.feed(&buf[..n]);
+                &filtered[..]
+            }
+            None => &buf[..n],
+        };
+        writer.write_all(chunk).await?;
+        counter.inc_by(chunk.len() as u64);
+        let scan = scanner.feed(chunk);
+        if scan != Scan::More {
+            if let Some(f) = filter.as_mut() {
+                let rest = f.take_rest();
+                writer.write_all(&rest).await?;
+                counter.inc_by(rest.len() as u64);
+            }
+        }
+        match scan {
             Scan::More => {}
             Scan::Done(Some(key)) => return Ok(Some(key)),
             Scan::Done(None) => {

@@ -60,7 +60,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let shared = Arc::new(Shared {
         pool: pool::new(
             &config.check,
-            Arc::new(health::LoginCheck(Arc::new(config.check.clone()))),
+            Arc::new(health::LoginCheck {
+                check: Arc::new(config.check.clone()),
+                tls: config.server_tls.clone(),
+            }),
             metrics.clone(),
         ),
         metrics,

@@ -21,7 +21,7 @@ use crate::protocol::{
 };
 use crate::relay;
 use crate::shared::Shared;
-use crate::tls::{ClientTls, TlsMode};
+use crate::tls::{ClientTls, ServerStream, TlsMode};
 
 /// At most this many packets before the StartupMessage: GSSENCRequest, then SSLRequest.
 const MAX_NEGOTIATIONS: usize = 2;
@@ -42,24 +42,26 @@ async fn serve(client: &mut TcpStream, shared: &Shared) -> Outcome {
         Ok(p) => p,
         Err(outcome) => return outcome,
     };
-    match &shared.config.tls {
-        Some(tls) => terminate(client, packet, tls, shared).await,
-        None => pass_through(client, packet, shared).await,
+    // With TLS to the servers, a client's SSLRequest cannot be passed on: pgbalancer answers it
+    // (`N` without a certificate of its own).
+    match (&shared.config.tls, &shared.config.server_tls) {
+        (None, None) => pass_through(client, packet, shared).await,
+        (tls, _) => terminate(client, packet, tls.as_ref(), shared).await,
     }
 }
 
-/// Clients' TLS ends here: an SSLRequest is answered `S` and the handshake made, GSSAPI
-/// encryption is refused as a server without it would, and what follows (inside TLS or not) is
-/// routed as a plain client's packet would be.
+/// Clients' TLS ends here: an SSLRequest is answered `S` and the handshake made (or, without a
+/// certificate, `N`), GSSAPI encryption is refused as a server without it would, and what follows
+/// (inside TLS or not) is routed as a plain client's packet would be.
 async fn terminate(
     client: &mut TcpStream,
     mut packet: FirstPacket,
-    tls: &ClientTls,
+    tls: Option<&ClientTls>,
     shared: &Shared,
 ) -> Outcome {
     for _ in 0..=MAX_NEGOTIATIONS {
-        match packet {
-            FirstPacket::Ssl => {
+        match (packet, tls) {
+            (FirstPacket::Ssl, Some(tls)) => {
                 if client.write_all(b"S").await.is_err() {
                     return Outcome::Closed;
                 }
@@ -96,14 +98,14 @@ async fn terminate(
                     .await;
                     return Outcome::BadRequest;
                 }
-                return route(&mut stream, inner, shared).await;
+                return route(&mut stream, inner, true, shared).await;
             }
-            FirstPacket::GssEnc => {
+            (FirstPacket::Ssl | FirstPacket::GssEnc, _) => {
                 if client.write_all(b"N").await.is_err() {
                     return Outcome::Closed;
                 }
             }
-            FirstPacket::Startup { .. } if tls.mode == TlsMode::Require => {
+            (FirstPacket::Startup { .. }, Some(tls)) if tls.mode == TlsMode::Require => {
                 info!("refusing a plain login: TLS is required");
                 protocol::send_error(
                     client,
@@ -113,8 +115,8 @@ async fn terminate(
                 .await;
                 return Outcome::BadRequest;
             }
-            packet @ (FirstPacket::Startup { .. } | FirstPacket::Cancel(_)) => {
-                return route(client, packet, shared).await;
+            (packet @ (FirstPacket::Startup { .. } | FirstPacket::Cancel(_)), _) => {
+                return route(client, packet, false, shared).await;
             }
         }
         packet = match read_packet(client, shared).await {
@@ -128,7 +130,8 @@ async fn terminate(
 /// A CancelRequest or a StartupMessage pgbalancer can read (plain, or inside TLS it
 /// terminated): the cancel goes to its session's server, the session to the next healthy one
 /// with its cancel key learnt.
-async fn route<C>(client: &mut C, packet: FirstPacket, shared: &Shared) -> Outcome
+/// `encrypted`: the client's connection is inside TLS pgbalancer terminated.
+async fn route<C>(client: &mut C, packet: FirstPacket, encrypted: bool, shared: &Shared) -> Outcome
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
@@ -142,7 +145,7 @@ where
         }
         FirstPacket::Startup { raw } => match connect(shared, &raw).await {
             Some((backend, mut stream)) => {
-                run_session(client, &mut stream, &backend, shared, true).await
+                run_session(client, &mut stream, &backend, shared, true, encrypted).await
             }
             None => {
                 shared.metrics.no_backend.inc();
@@ -200,7 +203,7 @@ async fn pass_through(client: &mut TcpStream, mut packet: FirstPacket, shared: &
         sent = false;
         match (packet, server.as_mut()) {
             (FirstPacket::Startup { .. }, Some((backend, stream))) => {
-                return run_session(client, stream, backend, shared, true).await;
+                return run_session(client, stream, backend, shared, true, false).await;
             }
             (FirstPacket::Startup { .. }, None) => {
                 return refuse_no_backend(client, shared).await;
@@ -209,7 +212,9 @@ async fn pass_through(client: &mut TcpStream, mut packet: FirstPacket, shared: &
                 match negotiate(client, stream).await {
                     // Encryption accepted: from here on the bytes are opaque, and the cancel key
                     // is inside TLS; a cancel for this session will be fanned out.
-                    Ok(true) => return run_session(client, stream, backend, shared, false).await,
+                    Ok(true) => {
+                        return run_session(client, stream, backend, shared, false, true).await
+                    }
                     Ok(false) => {}
                     Err(e) => {
                         debug!(backend = %backend.addr, error = %e, "encryption negotiation failed");
@@ -254,7 +259,7 @@ async fn too_many_negotiations(client: &mut TcpStream) -> Outcome {
 
 /// Passes the server's one-byte answer to a forwarded SSLRequest or GSSENCRequest back. True
 /// when the server accepted (anything but `N`): relay opaque bytes from now on.
-async fn negotiate(client: &mut TcpStream, server: &mut TcpStream) -> std::io::Result<bool> {
+async fn negotiate(client: &mut TcpStream, server: &mut ServerStream) -> std::io::Result<bool> {
     let answer = server.read_u8().await?;
     client.write_all(&[answer]).await?;
     Ok(answer != b'N')
@@ -262,10 +267,11 @@ async fn negotiate(client: &mut TcpStream, server: &mut TcpStream) -> std::io::R
 
 async fn run_session<C>(
     client: &mut C,
-    server: &mut TcpStream,
+    server: &mut ServerStream,
     backend: &Arc<Backend>,
     shared: &Shared,
     scan: bool,
+    encrypted: bool,
 ) -> Outcome
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -273,7 +279,7 @@ where
     let m = &backend.data.metrics;
     m.active.inc();
     let mut key_guard: Option<KeyGuard> = None;
-    let relayed = relay::relay(client, server, backend, scan, |key| {
+    let relayed = relay::relay(client, server, backend, scan, encrypted, |key| {
         key_guard = Some(shared.cancels.register(key, backend.addr));
     });
     let shutdown_on_down = shared.config.on_down == OnDown::Shutdown;
@@ -294,7 +300,7 @@ where
 /// The next healthy backend that accepts a TCP connection and answers `request` (the client's
 /// first packet, sent to it), trying the others in round-robin order when one refuses or does
 /// not answer; with none, waits for the pool to change until the hold timeout.
-async fn connect(shared: &Shared, request: &[u8]) -> Option<(Arc<Backend>, TcpStream)> {
+async fn connect(shared: &Shared, request: &[u8]) -> Option<(Arc<Backend>, ServerStream)> {
     let deadline = Instant::now() + shared.config.hold_timeout;
     // The backends that refused this client since the pool last changed.
     let refused: Mutex<Vec<SocketAddr>> = Mutex::default();
@@ -331,7 +337,7 @@ async fn try_each(
     shared: &Shared,
     refused: &Mutex<Vec<SocketAddr>>,
     request: &[u8],
-) -> Option<(Arc<Backend>, TcpStream)> {
+) -> Option<(Arc<Backend>, ServerStream)> {
     loop {
         let pick = shared.pool.pick(&lock(refused))?;
         let backend = pick.endpoint;
@@ -403,8 +409,8 @@ async fn open(
     backend: &Backend,
     request: &[u8],
     alternatives: bool,
-) -> Result<TcpStream, Failure> {
-    let mut stream = tokio::time::timeout(
+) -> Result<ServerStream, Failure> {
+    let stream = tokio::time::timeout(
         shared.config.connect_timeout,
         TcpStream::connect(backend.addr),
     )
@@ -414,12 +420,21 @@ async fn open(
     // Postgres messages are small and latency-bound.
     let _ = stream.set_nodelay(true);
     notice_a_vanished_server(&stream);
+    let mut stream = match &shared.config.server_tls {
+        None => ServerStream::Plain(stream),
+        // The answer to the SSLRequest is the server's first answer: a frozen one is passed over.
+        Some(tls) if alternatives => {
+            tokio::time::timeout(shared.config.first_answer_timeout, tls.start(stream))
+                .await
+                .map_err(|_| Failure::NoAnswer)?
+                .map_err(Failure::Connect)?
+        }
+        Some(tls) => tls.start(stream).await.map_err(Failure::Connect)?,
+    };
     stream.write_all(request).await.map_err(Failure::Connect)?;
-    if alternatives {
+    if let (true, ServerStream::Plain(tcp)) = (alternatives, &stream) {
         let mut first = [0u8; 1];
-        match tokio::time::timeout(shared.config.first_answer_timeout, stream.peek(&mut first))
-            .await
-        {
+        match tokio::time::timeout(shared.config.first_answer_timeout, tcp.peek(&mut first)).await {
             Err(_) => return Err(Failure::NoAnswer),
             Ok(Err(e)) => return Err(Failure::Connect(e)),
             Ok(Ok(0)) => {

@@ -9,7 +9,7 @@
 
 mod support;
 
-use pgbalancer::tls::{ClientTls, TlsMode};
+use pgbalancer::tls::{ClientTls, ServerTls, ServerTlsMode, TlsMode};
 use serde_json::Value;
 use support::Lab;
 
@@ -68,15 +68,31 @@ async fn every_client_logs_in_and_cancels_through_terminated_tls_in_every_mode()
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = testkit::certs::self_signed(dir.path());
     let mut rows = Vec::new();
-    for mode in [TlsMode::Prefer, TlsMode::Require] {
+    // Plain servers; then servers with TLS on (the same certificate as pgbalancer's, so channel
+    // binding can cross it) and `--server-tls require`.
+    for (mode, server_tls) in [
+        (TlsMode::Prefer, ServerTlsMode::Off),
+        (TlsMode::Require, ServerTlsMode::Off),
+        (TlsMode::Prefer, ServerTlsMode::Require),
+    ] {
         let tls = ClientTls::load(mode, &cert, &key).unwrap();
-        let lab = Lab::start(2, |c| c.tls = Some(tls)).await;
+        let mut cluster = testkit::PgClusterBuilder::default().replicas(2);
+        if server_tls != ServerTlsMode::Off {
+            cluster = cluster.ssl_files(&cert, &key);
+        }
+        let lab = Lab::start_on(cluster, |c| {
+            c.tls = Some(tls);
+            c.server_tls = ServerTls::new(server_tls);
+        })
+        .await;
         lab.wait_up(&["pg1", "pg2"]).await;
+        let modes = format!("{mode:?} / {server_tls:?}").to_lowercase();
         let mut cancelled = 0;
         for client in CLIENTS {
             for sslmode in SSLMODES {
                 let r = run(&lab, client, sslmode).await;
-                let what = format!("{client} sslmode={sslmode} --tls-mode {mode:?}: {r}");
+                let what =
+                    format!("{client} sslmode={sslmode} --tls-mode / --server-tls {modes}: {r}");
                 let refused = mode == TlsMode::Require && sslmode == "disable";
                 if refused {
                     assert_eq!(r["login"], false, "{what}");
@@ -96,9 +112,8 @@ async fn every_client_logs_in_and_cancels_through_terminated_tls_in_every_mode()
                     }
                 }
                 rows.push(format!(
-                    "| {} | {sslmode} | {} | {} | {} | {} | {} |",
+                    "| {} | {sslmode} | {modes} | {} | {} | {} | {} |",
                     cell(&r["client_version"]),
-                    format!("{mode:?}").to_lowercase(),
                     if refused {
                         "refused: FATAL 28000 \"pgbalancer: TLS is required\"".to_owned()
                     } else {
@@ -121,7 +136,7 @@ async fn every_client_logs_in_and_cancels_through_terminated_tls_in_every_mode()
         );
     }
     let table = format!(
-        "| client | sslmode | pgbalancer `--tls-mode` | login | client's connection encrypted | cancel | cancel ms |\n|---|---|---|---|---|---|---|\n{}\n",
+        "| client | sslmode | pgbalancer `--tls-mode` / `--server-tls` | login | client's connection encrypted | cancel | cancel ms |\n|---|---|---|---|---|---|---|\n{}\n",
         rows.join("\n")
     );
     println!("{table}");

@@ -102,6 +102,8 @@ pub struct PgClusterBuilder {
     replicas: usize,
     first_ip: Option<Ipv4Addr>,
     port: Option<u16>,
+    ssl: bool,
+    ssl_files: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl PgClusterBuilder {
@@ -121,6 +123,20 @@ impl PgClusterBuilder {
     /// The port every node listens on. Default: one free on all the nodes' addresses.
     pub fn port(mut self, port: u16) -> Self {
         self.port = Some(port);
+        self
+    }
+
+    /// Every node with `ssl = on` and a self-signed certificate ([`crate::certs`]); plain
+    /// logins are still accepted (`host` lines match both).
+    pub fn ssl(mut self, on: bool) -> Self {
+        self.ssl = on;
+        self
+    }
+
+    /// [`Self::ssl`] with this certificate and key (PEM) instead of a new one.
+    pub fn ssl_files(mut self, cert: &std::path::Path, key: &std::path::Path) -> Self {
+        self.ssl = true;
+        self.ssl_files = Some((cert.to_owned(), key.to_owned()));
         self
     }
 
@@ -288,14 +304,21 @@ impl PgCluster {
             creds,
             dir,
         };
-        cluster.init_primary().await?;
+        let ssl = builder
+            .ssl
+            .then(|| builder.ssl_files.clone().unwrap_or_default());
+        cluster.init_primary(ssl).await?;
         for _ in 0..builder.replicas {
             cluster.add_replica().await?;
         }
         Ok(cluster)
     }
 
-    async fn init_primary(&self) -> Result<(), PgError> {
+    /// `ssl`: the certificate and key to serve TLS with (empty paths: a new self-signed pair).
+    async fn init_primary(
+        &self,
+        ssl: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    ) -> Result<(), PgError> {
         let pwfile = self.dir.path().join("superuser.pw");
         write_owned(&self.programs, &pwfile, &self.creds.superuser_password)?;
         let mut cmd = self.programs.command("initdb");
@@ -311,6 +334,27 @@ impl PgCluster {
         let mut text = std::fs::read_to_string(&conf)
             .map_err(|e| PgError::io(format!("reading {}", conf.display()), e))?;
         text.push_str(SERVER_CONF);
+        if let Some((cert, key)) = ssl {
+            // In the data directory, so pg_basebackup gives every replica the same.
+            let (cert, key) = if cert.as_os_str().is_empty() {
+                crate::certs::self_signed(self.dir.path())
+            } else {
+                (cert, key)
+            };
+            for (from, to) in [(cert, "server.crt"), (key, "server.key")] {
+                let dest = data.join(to);
+                std::fs::copy(&from, &dest)
+                    .map_err(|e| PgError::io(format!("copying {}", from.display()), e))?;
+                self.programs.own(&dest)?;
+            }
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                data.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .map_err(|e| PgError::io("restricting server.key", e))?;
+            text.push_str("ssl = on\n");
+        }
         write_owned(&self.programs, &conf, &text)?;
         self.primary.start().await?;
 

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{ConfigError, OnDown, RoleFilter};
 use crate::cli::LogFormat;
-use crate::tls::TlsMode;
+use crate::tls::{ServerTlsMode, TlsMode};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +40,7 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     #[serde(default)]
     pub tls: FileTls,
+    pub server_tls: Option<ServerTlsMode>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -67,6 +67,7 @@ pub fn bare_config() -> Config {
         on_down: OnDown::Keep,
         log_format: LogFormat::Text,
         tls: None,
+        server_tls: None,
     }
 }
 
@@ -100,8 +101,16 @@ pub struct Lab {
 
 impl Lab {
     pub async fn start(replicas: usize, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_on(PgCluster::builder().replicas(replicas), tweak).await
+    }
+
+    /// [`Lab::start`] on the cluster `builder` makes (e.g. with `ssl(true)`).
+    pub async fn start_on(
+        builder: testkit::postgres::PgClusterBuilder,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         init_logs();
-        let cluster = PgCluster::start(replicas).await.expect("start Postgres");
+        let cluster = builder.start().await.expect("start Postgres");
         let dns = DnsServer::start(Ipv4Addr::LOCALHOST)
             .await
             .expect("start DNS");
