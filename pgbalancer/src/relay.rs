@@ -12,7 +12,8 @@ use prometheus::IntCounter;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::pool::Backend;
-use crate::protocol::{CancelKey, SaslFilter, Scan, StartupScanner};
+use crate::protocol::{CancelKey, Scan, StartupScanner};
+use crate::sasl::SaslFilter;
 use crate::tls::ServerStream;
 
 const BUF: usize = 16 * 1024;

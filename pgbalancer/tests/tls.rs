@@ -57,6 +57,37 @@ async fn output(mut cmd: Command) -> (bool, String, String) {
     )
 }
 
+/// psql over TLS running [`SLEEP`] through pgbalancer, once the replica runs it.
+async fn start_sleep(lab: &Lab) -> tokio::process::Child {
+    let mut sleeping = psql(lab, "require", &["-c", SLEEP]);
+    let child = sleeping
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    lab.wait_running(SLEEP, 1).await;
+    child
+}
+
+/// SIGINT to psql, which sends a CancelRequest: its query ends cancelled, not run out.
+async fn sigint_cancels(child: tokio::process::Child) {
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("psql ended after its cancel")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("canceling statement due to user request"),
+        "{stderr}"
+    );
+}
+
 async fn metrics(lab: &Lab) -> String {
     support::http_get(lab.pgb.admin_addr(), "/metrics").await.1
 }
@@ -91,28 +122,8 @@ async fn psql_logs_in_encrypted_and_its_cancel_reaches_its_own_server() {
     // A TLS session's cancel (libpq 15 sends it unencrypted, with the key pgbalancer read
     // inside TLS): on SIGINT psql cancels its query, and the cancel is routed by its key.
     for _ in 0..2 {
-        let mut sleeping = psql(&lab, "require", &["-c", SLEEP]);
-        let child = sleeping
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        lab.wait_running(SLEEP, 1).await;
-        let pid = child.id().unwrap().to_string();
-        let killed = std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-            .await
-            .expect("psql ended after its cancel")
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            stderr.contains("canceling statement due to user request"),
-            "{stderr}"
-        );
+        let child = start_sleep(&lab).await;
+        sigint_cancels(child).await;
         lab.wait_running(SLEEP, 0).await;
     }
     let m = metrics(&lab).await;
@@ -239,32 +250,12 @@ async fn with_the_servers_certificate_on_both_sides_channel_binding_crosses_pgba
     }
 
     // A session's query reaches the replica inside TLS, and its cancel still finds it.
-    let mut sleeping = psql(&lab, "require", &["-c", SLEEP]);
-    let child = sleeping
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    lab.wait_running(SLEEP, 1).await;
+    let child = start_sleep(&lab).await;
     assert!(
         session_encrypted(&lab, SLEEP).await,
         "the server side is plain"
     );
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-        .await
-        .expect("psql ended after its cancel")
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("canceling statement due to user request"),
-        "{stderr}"
-    );
+    sigint_cancels(child).await;
     // A plain client is carried inside TLS to the server too, with plain SCRAM.
     let (ok, _, err) = output(psql(&lab, "disable", &["-c", "select 1"])).await;
     assert!(ok, "{err}");
