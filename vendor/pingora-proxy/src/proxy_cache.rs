@@ -70,7 +70,7 @@ where
 
         // cache purge logic: PURGE short-circuits rest of request
         if self.inner.is_purge(session, ctx) {
-            return self.proxy_purge(session, ctx).await;
+            return Box::pin(self.proxy_purge(session, ctx)).await;
         }
 
         // bypass cache lookup if we predict to be uncacheable
@@ -82,7 +82,9 @@ where
             return None;
         }
 
-        // cache lookup logic
+        // cache lookup logic. Boxed: the lookup's state is large and only a request with a cache
+        // needs it; inline, every request's future (cache or not) carried its size.
+        Box::pin(async move {
         let mut cache_lock_retries = 0;
         loop {
             match session.cache.cache_lookup().await {
@@ -286,6 +288,8 @@ where
                 }
             }
         }
+        })
+        .await
     }
 
     // return bool: server_session can be reused, and error if any
