@@ -122,8 +122,9 @@ pub struct Cli {
     #[arg(long, env = "PROXY_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
 
-    /// A request header must arrive whole within this (idle keep-alive time included), or the
-    /// connection is closed: bounds slowloris clients. [default: 10s]
+    /// A request header must arrive whole within this (from the connection's opening, or on a
+    /// kept-alive connection from the next request's first byte), or the connection is closed:
+    /// bounds slowloris clients. An idle kept-alive connection is closed after it too. [default: 10s]
     #[arg(long, env = "PROXY_HEADER_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub header_timeout: Option<Duration>,
 

@@ -117,7 +117,12 @@ pub fn run(config: Config, source: config::Source) -> anyhow::Result<()> {
     conf.upstream_keepalive_pool_size = conf.upstream_keepalive_pool_size.max(128);
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let proxy = service::Proxy::new(live, inflight.clone(), metrics.refusals.clone());
+    let proxy = service::Proxy::new(
+        live,
+        inflight.clone(),
+        metrics.refusals.clone(),
+        limits::connections::idle_keepalive_secs(config.limits.header_timeout),
+    );
     // Pingora's app, inside our per-request header deadline, inside our connection limit.
     let app = limits::connections::ConnectionLimit::new(
         limits::connections::HeaderDeadline::new(

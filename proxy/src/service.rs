@@ -33,6 +33,7 @@ pub struct Proxy {
     live: SharedLive,
     inflight: InFlight,
     refusals: Refusals,
+    idle_keepalive_secs: u64,
 }
 
 /// Per-request state.
@@ -69,11 +70,19 @@ pub struct RequestCtx {
 }
 
 impl Proxy {
-    pub fn new(live: SharedLive, inflight: InFlight, refusals: Refusals) -> Self {
+    /// `idle_keepalive_secs`: how long a kept-alive client connection may idle between two
+    /// requests ([`connections::idle_keepalive_secs`]).
+    pub fn new(
+        live: SharedLive,
+        inflight: InFlight,
+        refusals: Refusals,
+        idle_keepalive_secs: u64,
+    ) -> Self {
         Self {
             live,
             inflight,
             refusals,
+            idle_keepalive_secs,
         }
     }
 
@@ -133,6 +142,10 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        // Pingora has just set an HTTP/1.1 connection's keep-alive to for ever (off stays off).
+        if session.get_keepalive().is_some() {
+            session.set_keepalive(Some(self.idle_keepalive_secs));
+        }
         if let Err(refused) = limits::check_header(session.req_header(), &ctx.live.limits) {
             let body = format!(
                 "{} {}: {}\n",

@@ -394,3 +394,84 @@ fn metric(proxy: &ProxyProcess, series: &str) -> Option<i64> {
         .find_map(|l| l.strip_prefix(series))
         .and_then(|v| v.trim().parse().ok())
 }
+
+/// Reads one response (header and Content-Length body) from a kept-alive connection: its status.
+async fn read_response(stream: &mut TcpStream) -> u16 {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if data.len() >= end + 4 + length {
+                return head[9..12].parse().unwrap();
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("a response within 5 s")
+            .expect("read");
+        assert!(
+            n > 0,
+            "closed before a whole response: {:?}",
+            String::from_utf8_lossy(&data)
+        );
+        data.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_alive_connection_idles_up_to_the_header_timeout_and_its_next_header_gets_it_whole()
+{
+    let net = 47;
+    let pod = Pod::start(ip(net, 1), POD_PORT, "pod-1").await;
+    let proxy = proxy_in_front_of(net, pod.addr, &["--header-timeout", "2s"]).await;
+    let request = b"GET /ka HTTP/1.1\r\nHost: lab.local\r\n\r\n";
+
+    // Idle for most of the header timeout between requests: the connection still serves.
+    let mut conn = TcpStream::connect(proxy.listen).await.unwrap();
+    for _ in 0..3 {
+        conn.write_all(request).await.unwrap();
+        assert_eq!(read_response(&mut conn).await, 200);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    // Then silent: closed once the header timeout has passed, not at Pingora's 60 s.
+    let waited = closed_within(&mut conn, Duration::from_secs(5)).await;
+    let waited = waited.expect("an idle keep-alive connection still open 6.5 s after its request");
+    assert!(
+        waited < Duration::from_secs(3),
+        "closed {waited:?} after the 1.5 s of idling"
+    );
+
+    // A next request trickled after an idle pause has the whole header timeout from its first
+    // byte: still open 1.5 s into it (3 s after the last response), cut before 4 s.
+    let mut slow = TcpStream::connect(proxy.listen).await.unwrap();
+    slow.write_all(request).await.unwrap();
+    assert_eq!(read_response(&mut slow).await, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = Instant::now();
+    slow.write_all(b"GET /ka HTTP/1.1\r\nHost: lab.local\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let mut cut = None;
+    while started.elapsed() < Duration::from_secs(6) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if slow.write_all(b"z").await.is_err() {
+            cut = Some(started.elapsed());
+            break;
+        }
+    }
+    let cut = cut.expect("a trickled header on a kept-alive connection was never cut off");
+    assert!(
+        cut >= Duration::from_millis(1500) && cut < Duration::from_secs(4),
+        "cut {cut:?} after its first byte, header timeout 2 s"
+    );
+    let metrics = proxy.admin_get("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("proxy_client_connections_closed_total{reason=\"header_timeout\"} 1"),
+        "{metrics}"
+    );
+}

@@ -4,7 +4,10 @@
 //!   once; one more is answered `503` and closed without reading its request.
 //! - [`HeaderDeadline`] (an `HttpServerApp`, once per request on a connection): the whole request
 //!   header must arrive within `header_timeout`, or the connection is closed. Pingora's own timeout
-//!   is per read, so a client trickling a byte at a time would hold a connection for ever.
+//!   is per read, so a client trickling a byte at a time would hold a connection for ever. On a
+//!   kept-alive connection it counts from the next request's first byte: Pingora waits for that
+//!   byte holding little, up to the keep-alive timeout, which [`idle_keepalive_secs`] makes the
+//!   header timeout too.
 //!
 //! Pingora reads the header before any `ProxyHttp` hook runs, so the deadline learns that the
 //! header is complete from [`header_complete`], which `new_ctx` calls (Pingora creates the request
@@ -30,6 +33,13 @@ tokio::task_local! {
 pub fn header_complete() {
     // Outside a deadline (unit tests, subrequests) there is nothing to tell.
     let _ = HEADER_READ.try_with(|read| read.notify_one());
+}
+
+/// The keep-alive timeout (Pingora's whole seconds; 0 would mean none) for a header timeout: an
+/// idle connection is closed once the header timeout has passed, as a silent new one is. Pingora
+/// itself keeps an HTTP/1.1 connection open for ever between requests.
+pub fn idle_keepalive_secs(header_timeout: Duration) -> u64 {
+    header_timeout.as_secs_f64().ceil().max(1.0) as u64
 }
 
 /// Connection counters, on the process's registry.
@@ -101,7 +111,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionLimit<A> {
     ) -> Option<Stream> {
         let Ok(_permit) = self.permits.clone().try_acquire_owned() else {
             self.metrics.over_limit.inc();
-            refuse(&mut stream).await;
+            // Boxed: its drain buffer would otherwise sit in every connection's future.
+            Box::pin(refuse(&mut stream)).await;
             return None;
         };
         self.metrics.open.inc();

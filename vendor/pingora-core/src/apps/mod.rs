@@ -307,7 +307,9 @@ where
             });
 
             let h2_options = self.h2_options();
-            let h2_conn = match server::handshake(stream, h2_options).await {
+            // The HTTP/2 states are boxed where they are taken: inline, every HTTP/1
+            // connection's future (and so each idle keep-alive connection) carried their size.
+            let h2_conn = match Box::pin(server::handshake(stream, h2_options)).await {
                 Err(e) => {
                     error!("H2 handshake error {e}");
                     return None;
@@ -321,7 +323,7 @@ where
             let app = self.clone();
             let shutdown_for_session = shutdown.clone();
             let h2_idle_timeout = self.server_options().and_then(|o| o.h2_idle_timeout);
-            server::accept_downstream_sessions(
+            Box::pin(server::accept_downstream_sessions(
                 h2_conn,
                 digest,
                 shutdown.clone(),
@@ -338,7 +340,7 @@ where
                             .await;
                     });
                 },
-            )
+            ))
             .await;
         } else if custom || matches!(stream.selected_alpn_proto(), Some(ALPN::Custom(_))) {
             return self.clone().process_custom_session(stream, shutdown).await;
@@ -358,7 +360,11 @@ where
             );
 
             let mut result = self.process_new_http(session, shutdown).await;
-            while let Some((stream, persistent_settings)) = result.map(|r| r.consume()) {
+            while let Some((mut stream, persistent_settings)) = result.map(|r| r.consume()) {
+                if !next_request_arrived(&mut stream, persistent_settings.as_ref(), shutdown).await
+                {
+                    return None;
+                }
                 let mut session = ServerSession::new_http1(stream);
                 if let Some(persistent_settings) = persistent_settings {
                     persistent_settings.apply_to_session(&mut session);
@@ -372,6 +378,51 @@ where
 
     async fn cleanup(&self) {
         self.http_cleanup().await;
+    }
+}
+
+/// Between two requests on a kept-alive HTTP/1 connection: waits for the next request's first
+/// bytes before its session and the app's request state are made, so an idle connection holds
+/// its stream and little else. `false`: close the connection (the client closed it, the
+/// keep-alive timeout passed, the service is shutting down, or the read failed).
+///
+/// Bytes already read past the previous request (pipelining), a keep-alive that is off and a
+/// service already shutting down skip the wait: the session handles them as before.
+async fn next_request_arrived(
+    stream: &mut Stream,
+    settings: Option<&HttpPersistentSettings>,
+    shutdown: &ShutdownWatch,
+) -> bool {
+    let Some(settings) = settings else {
+        return true;
+    };
+    if settings.pipelined_prefix.is_some() || *shutdown.borrow() {
+        return true;
+    }
+    let timeout = match settings.keepalive_timeout {
+        None => return true,
+        Some(0) => None,
+        Some(secs) => Some(Duration::from_secs(secs)),
+    };
+    let mut shutdown = shutdown.clone();
+    let wait = async {
+        match timeout {
+            Some(t) => pingora_timeout::timeout(t, stream.wait_for_data())
+                .await
+                .unwrap_or(Ok(false)),
+            None => stream.wait_for_data().await,
+        }
+    };
+    tokio::select! {
+        arrived = wait => match arrived {
+            Ok(arrived) => arrived,
+            Err(e) => {
+                debug!("read error while waiting for the next request: {e}");
+                false
+            }
+        },
+        // Any change is the service starting to shut down: an idle connection closes.
+        _ = shutdown.changed() => false,
     }
 }
 

@@ -79,6 +79,13 @@ pub trait Peek {
     async fn try_peek(&mut self, _buf: &mut [u8]) -> std::io::Result<bool> {
         Ok(false)
     }
+
+    /// Wait until the peer has sent more data (or closed), holding no buffer while waiting: the
+    /// next read returns the data that arrived. `Ok(false)`: the peer closed its side.
+    /// The default returns `Ok(true)` at once (the caller's next read then waits as usual).
+    async fn wait_for_data(&mut self) -> std::io::Result<bool> {
+        Ok(true)
+    }
 }
 
 use std::any::Any;

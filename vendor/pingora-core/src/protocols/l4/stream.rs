@@ -750,7 +750,37 @@ impl Peek for Stream {
         self.rewind(buf);
         Ok(true)
     }
+
+    async fn wait_for_data(&mut self) -> std::io::Result<bool> {
+        if !self.rewind_read_buf.is_empty() {
+            return Ok(true);
+        }
+        // Each poll reads into a buffer on its own stack frame: a pending read holds nothing,
+        // and the bytes that did arrive are rewound for the next read (no extra syscall: the
+        // read that finds them is the one the caller would have made).
+        std::future::poll_fn(|cx| {
+            // Uninitialised: zeroing 4 KiB on every poll would cost more than the read.
+            let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); WAIT_FOR_DATA_CHUNK];
+            let mut buf = ReadBuf::uninit(&mut chunk);
+            match Pin::new(&mut *self).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) => {
+                    let n = buf.filled().len();
+                    if n > 0 {
+                        let data = buf.filled().to_vec();
+                        self.rewind_read_buf.push(data);
+                    }
+                    Poll::Ready(Ok(n > 0))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
 }
+
+/// How much [`Peek::wait_for_data`] reads at once: one request header, usually.
+const WAIT_FOR_DATA_CHUNK: usize = 4096;
 
 #[async_trait]
 impl Shutdown for Stream {
