@@ -48,6 +48,9 @@ pub const INVALID_CHUNK: ErrorType = ErrorType::new("InvalidChunk");
 pub const INVALID_TRAILER_END: ErrorType = ErrorType::new("InvalidTrailerEnd");
 pub const PREMATURE_BODY_END: ErrorType = ErrorType::new("PrematureBodyEnd");
 
+/// Body reads of this size or more are handed out without a copy ([`BodyReader::take_body`]).
+const DETACH_AT_LEAST: usize = 16 * 1024;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ParseState {
     ToStart,
@@ -300,6 +303,27 @@ impl BodyReader {
             self.prepare_owned_buf(extra);
         } // if rewind_buf_len is not 0, body read has not yet been polled
         self.body_state = PS::UntilClose(0);
+    }
+
+    /// Whether the next read of this body, if it returns bytes, returns the body buffer whole
+    /// (from its start to its end): Content-Length and close-delimited bodies do; chunked
+    /// parsing keeps framing and state in the buffer.
+    pub fn reads_whole_buffer(&self) -> bool {
+        matches!(self.body_state, PS::Partial(..) | PS::UntilClose(_))
+    }
+
+    /// The bytes of `buf_ref` as `Bytes`. With `detachable` (see [`Self::reads_whole_buffer`],
+    /// asked before the read) and a read of at least [`DETACH_AT_LEAST`] bytes that is the whole
+    /// buffer, they are split off the buffer without a copy; smaller reads are copied, so the
+    /// buffer is reused rather than a new one allocated for a few bytes.
+    pub fn take_body(&mut self, buf_ref: &BufRef, detachable: bool) -> Bytes {
+        let buf = self.body_buf.as_mut().unwrap();
+        let len = buf_ref.1 - buf_ref.0;
+        if detachable && buf_ref.0 == 0 && buf_ref.1 == buf.len() && len >= DETACH_AT_LEAST {
+            buf.split_to(len).freeze()
+        } else {
+            Bytes::copy_from_slice(buf_ref.get(buf))
+        }
     }
 
     pub fn get_body(&self, buf_ref: &BufRef) -> &[u8] {

@@ -495,9 +495,24 @@ impl HttpSession {
     }
 
     /// Similar to [`Self::read_body_ref`] but return `Bytes` instead of a slice reference.
+    ///
+    /// A large read of a Content-Length or close-delimited body is handed out without a copy:
+    /// its bytes are split off the body buffer, which the next read replaces.
     pub async fn read_body_bytes(&mut self) -> Result<Option<Bytes>> {
-        let read = self.read_body_ref().await?;
-        Ok(read.map(Bytes::copy_from_slice))
+        self.init_body_reader();
+        let detachable = self.body_reader.reads_whole_buffer();
+        let result = match self.read_timeout {
+            Some(t) => match timeout(t, self.body_reader.read_body(&mut self.underlying_stream)).await {
+                Ok(res) => res,
+                Err(_) => Error::e_explain(ReadTimedout, format!("reading body, timeout: {t:?}")),
+            },
+            None => self.body_reader.read_body(&mut self.underlying_stream).await,
+        }?;
+        Ok(result.map(|body_ref| {
+            let body = self.body_reader.take_body(&body_ref, detachable);
+            self.body_recv = self.body_recv.saturating_add(body.len());
+            body
+        }))
     }
 
     /// Upstream response body bytes received (payload only; excludes headers/framing).

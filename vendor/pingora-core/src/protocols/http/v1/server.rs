@@ -160,6 +160,9 @@ pub struct HttpSession {
     pipelined_idle_bytes_stashed: bool,
 }
 
+/// Body pieces of this size or more are not copied into the response's write buffer.
+const WRITE_DIRECTLY: usize = 16 * 1024;
+
 impl HttpSession {
     /// Create a new http server session from an established (TCP or TLS) [`Stream`].
     /// The created session needs to call [`Self::read_request()`] first before performing
@@ -1549,6 +1552,22 @@ impl HttpSession {
         }
     }
 
+    /// A piece of at least [`WRITE_DIRECTLY`] bytes is written as it is, after what is buffered
+    /// (order kept): copying it into the buffer would cost more than the extra write. Smaller
+    /// pieces are gathered into one write.
+    async fn buffer_or_write_body_data(&mut self, data: Option<Bytes>, upgraded: bool) -> Result<()> {
+        match data {
+            Some(d) if d.len() >= WRITE_DIRECTLY => {
+                self.write_body_buf().await.map_err(|e| e.into_down())?;
+                self.write_non_empty_body(Some(d), upgraded).await
+            }
+            other => {
+                self.buffer_body_data(other, upgraded);
+                Ok(())
+            }
+        }
+    }
+
     // TODO: use vectored write to avoid copying
     pub async fn response_duplex_vec(&mut self, mut tasks: Vec<HttpTask>) -> Result<bool> {
         let n_tasks = tasks.len();
@@ -1567,11 +1586,11 @@ impl HttpSession {
                     end_stream
                 }
                 HttpTask::Body(data, end_stream) => {
-                    self.buffer_body_data(data, false);
+                    self.buffer_or_write_body_data(data, false).await?;
                     end_stream
                 }
                 HttpTask::UpgradedBody(data, end_stream) => {
-                    self.buffer_body_data(data, true);
+                    self.buffer_or_write_body_data(data, true).await?;
                     end_stream
                 }
                 HttpTask::Trailer(_) => true, // h1 trailer is not supported yet
