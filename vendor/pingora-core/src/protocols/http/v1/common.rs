@@ -27,6 +27,11 @@ use crate::utils::KVRef;
 pub(super) const MAX_HEADERS: usize = 256;
 
 pub(super) const INIT_HEADER_BUF_SIZE: usize = 4096;
+
+/// Header map capacity beyond the parsed headers, for the ones a proxy adds (forwarding headers
+/// on a request, `Date`, `Connection` and its own on a response): a full `HeaderMap` (and
+/// Pingora's case map beside it) rehashes on the first insert, and a clone keeps the room.
+pub(super) const ADDED_HEADERS_ROOM: usize = 8;
 pub(super) const MAX_HEADER_SIZE: usize = 1048575;
 
 pub(crate) const BODY_BUF_LIMIT: usize = 1024 * 64;

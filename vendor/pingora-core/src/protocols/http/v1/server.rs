@@ -356,7 +356,9 @@ impl HttpSession {
                             req.method.unwrap_or(""),
                             // we path httparse to allow unsafe bytes in the str
                             req.path.unwrap_or("").as_bytes(),
-                            Some(req.headers.len()),
+                            // Room for the headers a proxy adds (X-Forwarded-*, ...): a full map
+                            // rehashes both of its tables on the first insert.
+                            Some(req.headers.len() + ADDED_HEADERS_ROOM),
                         )?);
 
                         request_header.set_version(match req.version {
