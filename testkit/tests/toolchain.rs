@@ -56,6 +56,7 @@ fn dockerfile() -> String {
 fn the_workspace_rust_version_covers_every_locked_package() {
     let ours = workspace_rust_version();
     let meta = metadata();
+    let members = meta["workspace_members"].as_array().unwrap();
     let mut behind = Vec::new();
     for p in meta["packages"].as_array().unwrap() {
         if let Some(needs) = p["rust_version"].as_str() {
@@ -63,12 +64,9 @@ fn the_workspace_rust_version_covers_every_locked_package() {
                 behind.push(format!("{} {} needs {needs}", p["name"], p["version"]));
             }
         }
-        // Every workspace member inherits the one version.
-        if p["source"].is_null()
-            && p["manifest_path"]
-                .as_str()
-                .is_some_and(|m| !m.contains("/fuzz/"))
-        {
+        // Every workspace member inherits the one version (the patched copies in vendor/ keep
+        // their own, checked above like any other package's).
+        if members.contains(&p["id"]) {
             assert_eq!(
                 p["rust_version"].as_str(),
                 Some(ours.as_str()),
@@ -185,6 +183,55 @@ fn the_rust_image_copies_every_member_manifest_and_the_sources_the_binaries_need
         assert!(
             remove.contains(&format!(" {dir}")),
             "the stub removal names {dir}"
+        );
+    }
+}
+
+#[test]
+fn the_rust_image_copies_the_patched_crates_before_it_builds_the_dependencies() {
+    // A package with no registry source that is no workspace member is a patched copy
+    // (vendor/, [patch.crates-io]): cargo cannot even read the manifests without it, so the
+    // dependency layer's first build needs it.
+    let meta = metadata();
+    let root = std::fs::canonicalize(repo_root()).unwrap();
+    let dockerfile = dockerfile();
+    let first_build = dockerfile
+        .find("cargo build")
+        .expect("the Dockerfile builds");
+    let members = meta["workspace_members"].as_array().unwrap();
+    let patched: Vec<String> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["source"].is_null() && !members.contains(&p["id"]))
+        .map(|p| {
+            Path::new(p["manifest_path"].as_str().unwrap())
+                .parent()
+                .unwrap()
+                .strip_prefix(&root)
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        !patched.is_empty(),
+        "the workspace carries patched crates (vendor/README.md)"
+    );
+    for dir in &patched {
+        let copied = dockerfile.lines().any(|l| {
+            l.strip_prefix("COPY ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .is_some_and(|src| {
+                    let src = src.trim_end_matches('/');
+                    dir == src || dir.starts_with(&format!("{src}/"))
+                })
+        });
+        let at = dockerfile.find(&format!("COPY {}", dir.split('/').next().unwrap()));
+        assert!(copied, "k8s/images/rust/Dockerfile copies {dir}");
+        assert!(
+            at.is_some_and(|at| at < first_build),
+            "k8s/images/rust/Dockerfile copies {dir} before its first cargo build"
         );
     }
 }
