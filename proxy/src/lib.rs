@@ -114,7 +114,14 @@ pub fn run(config: Config, source: config::Source) -> anyhow::Result<()> {
         max_retries: config.upstream.max_attempts as usize + 1,
         ..ServerConf::default()
     };
-    conf.upstream_keepalive_pool_size = conf.upstream_keepalive_pool_size.max(128);
+    // Pingora's idle upstream pool is one LRU of `size × threads` connections. Every client
+    // connection can have one request in flight, so a pool smaller than the connection limit
+    // closes and reopens upstream connections under a full house (Pingora's default of 128
+    // did at 1000 clients); pooled connections still close after `upstream.idle_timeout`.
+    let threads = conf.threads.max(1);
+    conf.upstream_keepalive_pool_size = conf
+        .upstream_keepalive_pool_size
+        .max(config.limits.max_connections.div_ceil(threads));
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let proxy = service::Proxy::new(
