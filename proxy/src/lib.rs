@@ -20,6 +20,7 @@ mod live;
 pub mod metrics;
 pub mod reload;
 pub mod router;
+mod server_conf;
 pub mod service;
 pub mod upstream;
 
@@ -28,7 +29,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server};
 
 pub use cli::Cli;
@@ -105,23 +105,7 @@ pub fn run(config: Config, source: config::Source) -> anyhow::Result<()> {
         .block_on(async { reloader.listen() })
         .context("installing the SIGHUP handler")?;
 
-    let mut conf = ServerConf {
-        threads: config.threads,
-        // The drain thread exits as soon as in-flight requests are done; this is the upper bound.
-        grace_period_seconds: Some(config.shutdown_timeout.as_secs().max(1)),
-        graceful_shutdown_timeout_seconds: Some(1),
-        // Our own attempt bound applies first; this is Pingora's fail-safe.
-        max_retries: config.upstream.max_attempts as usize + 1,
-        ..ServerConf::default()
-    };
-    // Pingora's idle upstream pool is one LRU of `size × threads` connections. Every client
-    // connection can have one request in flight, so a pool smaller than the connection limit
-    // closes and reopens upstream connections under a full house (Pingora's default of 128
-    // did at 1000 clients); pooled connections still close after `upstream.idle_timeout`.
-    let threads = conf.threads.max(1);
-    conf.upstream_keepalive_pool_size = conf
-        .upstream_keepalive_pool_size
-        .max(config.limits.max_connections.div_ceil(threads));
+    let conf = server_conf::from_config(&config);
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let proxy = service::Proxy::new(

@@ -87,6 +87,17 @@ pub struct RuntimeOpts {
     /// Options for dial9 Tokio telemetry.
     #[cfg(feature = "dial9")]
     pub dial9: Option<Dial9RuntimeOpts>,
+    /// Tokio's `global_queue_interval`: every how many scheduler ticks a worker takes its next
+    /// task from the runtime's shared queue before its own. When not set (or 0, which Tokio
+    /// refuses), Tokio's default.
+    ///
+    /// Tasks a worker's I/O driver wakes go to the worker's own queue, which holds 256; past
+    /// that, half of it overflows to the shared queue. At Tokio's default (self-tuned, tens of
+    /// ticks) the worker keeps serving its own queue, which every driver poll refills, so the
+    /// overflowed tasks wait: a proxy on one saturated worker with a thousand connections had a
+    /// p99 about 20x its p50. `Some(1)` serves the shared queue, the older tasks, first: p99
+    /// about 1.5x p50, with no throughput lost in the same runs.
+    pub global_queue_interval: Option<u32>,
 }
 
 /// Configuration options for dial9 Tokio telemetry.
@@ -292,6 +303,17 @@ fn apply_metrics_opts(builder: &mut Builder, opts: &RuntimeMetricsOpts) {
     let _ = (builder, opts);
 }
 
+/// Apply scheduling options from [`RuntimeOpts`] to a tokio [`Builder`].
+fn apply_scheduling_opts(builder: &mut Builder, opts: &RuntimeOpts) {
+    match opts.global_queue_interval {
+        Some(0) => log::warn!("global_queue_interval 0 is not valid; using Tokio's default"),
+        Some(interval) => {
+            builder.global_queue_interval(interval);
+        }
+        None => {}
+    }
+}
+
 /// Apply timer options from [`RuntimeOpts`] to a tokio [`Builder`].
 fn apply_timer_opts(builder: &mut Builder, opts: &RuntimeOpts) {
     #[cfg(tokio_unstable)]
@@ -472,6 +494,7 @@ impl RuntimeBuilder {
             .thread_name(&self.name);
         apply_blocking_opts(&mut builder, &self.blocking_pool_opts);
         apply_metrics_opts(&mut builder, &self.runtime_opts.metrics);
+        apply_scheduling_opts(&mut builder, &self.runtime_opts);
         apply_timer_opts(&mut builder, &self.runtime_opts);
         builder
     }
@@ -627,6 +650,7 @@ impl NoStealRuntime {
             builder.enable_all();
             apply_blocking_opts(&mut builder, &self.blocking_opts);
             apply_metrics_opts(&mut builder, &self.runtime_opts.metrics);
+            apply_scheduling_opts(&mut builder, &self.runtime_opts);
             let rt = builder
                 .build()
                 .expect("failed to build no-steal Tokio runtime worker");
@@ -779,4 +803,33 @@ fn test_dial9_zero_worker_poll_interval_is_rejected() {
         err.to_string(),
         "dial9 worker_poll_interval must be greater than zero"
     );
+}
+
+#[test]
+fn runtimes_of_both_flavors_run_with_a_global_queue_interval() {
+    for work_steal in [true, false] {
+        for interval in [1, 0] {
+            // 0 is what Tokio refuses (it panics); it leaves Tokio's default instead.
+            let opts = RuntimeOpts {
+                global_queue_interval: Some(interval),
+                ..RuntimeOpts::default()
+            };
+            let rt = RuntimeBuilder::new(1, "gqi")
+                .work_steal(work_steal)
+                .runtime_opts(opts)
+                .build();
+            let ran = rt.get_handle().block_on(async {
+                let tasks: Vec<_> = (0..1000u32)
+                    .map(|i| current_handle().spawn(async move { i }))
+                    .collect();
+                let mut sum = 0;
+                for task in tasks {
+                    sum += task.await.unwrap();
+                }
+                sum
+            });
+            assert_eq!(ran, 999 * 1000 / 2, "work_steal {work_steal}, interval {interval}");
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
 }

@@ -81,6 +81,9 @@ pub struct ServerConf {
     /// Requires building with `--cfg tokio_unstable`. Ignored when
     /// [`Self::work_stealing`] is disabled.
     pub runtime_enable_alt_timer: bool,
+    /// Tokio's `global_queue_interval` for service runtimes (see
+    /// [`RuntimeOpts::global_queue_interval`]). Default: Tokio's.
+    pub runtime_global_queue_interval: Option<u32>,
     /// The path to CA file the SSL library should use. If empty, the default trust store location
     /// defined by the SSL library will be used.
     pub ca_file: Option<String>,
@@ -237,6 +240,7 @@ impl Default for ServerConf {
             listener_tasks_per_fd: 1,
             work_stealing: true,
             runtime_enable_alt_timer: false,
+            runtime_global_queue_interval: None,
             upstream_keepalive_pool_size: 128,
             upstream_connect_offload_threadpools: None,
             upstream_connect_offload_thread_per_pool: None,
@@ -425,6 +429,7 @@ impl ServerConf {
                 poll_time_histogram_buckets: self.runtime_metrics_poll_time_histogram_buckets,
             },
             enable_alt_timer: self.runtime_enable_alt_timer,
+            global_queue_interval: self.runtime_global_queue_interval,
             #[cfg(feature = "dial9")]
             dial9: None,
         }
@@ -484,6 +489,7 @@ mod tests {
             listener_tasks_per_fd: 1,
             work_stealing: true,
             runtime_enable_alt_timer: false,
+            runtime_global_queue_interval: None,
             upstream_keepalive_pool_size: 4,
             upstream_connect_offload_threadpools: None,
             upstream_connect_offload_thread_per_pool: None,
@@ -559,6 +565,20 @@ runtime_enable_alt_timer: true
 
         let conf = ServerConf::from_yaml(conf_str).unwrap();
         assert!(conf.runtime_enable_alt_timer);
+    }
+
+    #[test]
+    fn test_runtime_global_queue_interval_config() {
+        init_log();
+        assert_eq!(None, ServerConf::default().runtime_opts().global_queue_interval);
+        let conf_str = r#"
+---
+version: 1
+runtime_global_queue_interval: 1
+        "#;
+
+        let conf = ServerConf::from_yaml(conf_str).unwrap();
+        assert_eq!(Some(1), conf.runtime_opts().global_queue_interval);
     }
 
     #[test]
