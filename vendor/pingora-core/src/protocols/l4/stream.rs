@@ -528,6 +528,11 @@ pub struct Stream {
     // the data put back at the front of the read buffer, in order to replay the read
     rewind_read_buf: Vec<Vec<u8>>,
     buffer_write: bool,
+    /// The write buffer's capacity as last set by [`Self::set_buffer`].
+    write_capacity: usize,
+    /// Whether the write buffer is released while the connection idles (see
+    /// [`Self::park_write_buffer`]): it is made again before the next write.
+    write_buffer_parked: bool,
     proxy_digest: Option<Arc<ProxyDigest>>,
     socket_digest: Option<Arc<SocketDigest>>,
     /// When this connection is established
@@ -638,6 +643,42 @@ impl Stream {
             )
         });
         let _ = mem::replace(&mut self.stream, stream);
+        self.write_capacity = buffer.write_capacity();
+        self.write_buffer_parked = false;
+    }
+
+    /// Release the write buffer while the connection waits for its next request: an idle
+    /// kept-alive connection would otherwise hold `write_capacity` bytes for nothing. Only when
+    /// reads are unbuffered (so nothing read is held here) and nothing waits to be written.
+    fn park_write_buffer(&mut self) {
+        if self.write_buffer_parked || self.write_capacity == 0 {
+            return;
+        }
+        if let Some(BufferedStream::UnbufferedRead(writer)) = &self.stream {
+            if writer.buffer().is_empty() {
+                self.rebuild_writer(0);
+                self.write_buffer_parked = true;
+            }
+        }
+    }
+
+    /// Make the write buffer [`Self::park_write_buffer`] released again.
+    fn unpark_write_buffer(&mut self) {
+        if self.write_buffer_parked {
+            self.write_buffer_parked = false;
+            self.rebuild_writer(self.write_capacity);
+        }
+    }
+
+    /// Swap an unbuffered-read stream's (empty) write buffer for one of `capacity` bytes.
+    fn rebuild_writer(&mut self, capacity: usize) {
+        if let Some(BufferedStream::UnbufferedRead(writer)) = self.stream.take() {
+            debug_assert!(writer.buffer().is_empty());
+            self.stream = Some(BufferedStream::UnbufferedRead(BufWriter::with_capacity(
+                capacity,
+                writer.into_inner(),
+            )));
+        }
     }
 }
 
@@ -651,6 +692,8 @@ impl From<TcpStream> for Stream {
             )),
             rewind_read_buf: Vec::new(),
             buffer_write: true,
+            write_capacity: 0,
+            write_buffer_parked: false,
             established_ts: SystemTime::now(),
             establishment_duration: None,
             offload_wait_duration: None,
@@ -674,6 +717,8 @@ impl From<virt::VirtualSocketStream> for Stream {
             )),
             rewind_read_buf: Vec::new(),
             buffer_write: true,
+            write_capacity: 0,
+            write_buffer_parked: false,
             established_ts: SystemTime::now(),
             establishment_duration: None,
             offload_wait_duration: None,
@@ -698,6 +743,8 @@ impl From<UnixStream> for Stream {
             )),
             rewind_read_buf: Vec::new(),
             buffer_write: true,
+            write_capacity: 0,
+            write_buffer_parked: false,
             established_ts: SystemTime::now(),
             establishment_duration: None,
             offload_wait_duration: None,
@@ -755,6 +802,8 @@ impl Peek for Stream {
         if !self.rewind_read_buf.is_empty() {
             return Ok(true);
         }
+        // Idle: hold no write buffer either (made again at the first write, see poll_write).
+        self.park_write_buffer();
         // Each poll reads into a buffer on its own stack frame: a pending read holds nothing,
         // and the bytes that did arrive are rewound for the next read (no extra syscall: the
         // read that finds them is the one the caller would have made).
@@ -901,6 +950,7 @@ impl AsyncWrite for Stream {
         cx: &mut Context,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.unpark_write_buffer();
         let result = if self.buffer_write {
             Pin::new(&mut self.stream_mut()).poll_write(cx, buf)
         } else {
@@ -926,6 +976,7 @@ impl AsyncWrite for Stream {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let total_size = bufs.iter().fold(0, |acc, s| acc + s.len());
+        self.unpark_write_buffer();
 
         let result = if self.buffer_write {
             Pin::new(&mut self.stream_mut()).poll_write_vectored(cx, bufs)
@@ -1061,6 +1112,37 @@ mod tests {
         let n = stream.read(buffer.as_mut_slice()).await.unwrap();
         assert_eq!(n, message.len());
         assert!(stream.rx_ts.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_idle_stream_holds_no_write_buffer_and_buffers_again_at_its_next_write() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut peer = TcpStream::connect(addr).await.unwrap();
+            peer.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+            let mut got = vec![0u8; 9];
+            peer.read_exact(&mut got).await.unwrap();
+            got
+        });
+        let (accepted, _) = listener.accept().await.unwrap();
+        let mut stream: Stream = accepted.into();
+        stream.set_buffer(L4BufferSettings::new(0, 1460));
+        assert!(!stream.write_buffer_parked);
+
+        assert!(stream.wait_for_data().await.unwrap());
+        assert!(stream.write_buffer_parked, "released while waiting");
+        let mut request = vec![0u8; 18];
+        stream.read_exact(&mut request).await.unwrap();
+        assert_eq!(&request, b"GET / HTTP/1.1\r\n\r\n");
+
+        // Two writes are buffered together again, then flushed.
+        stream.write_all(b"HTTP/").await.unwrap();
+        assert!(!stream.write_buffer_parked);
+        assert_eq!(stream.stream().writer().buffer(), b"HTTP/");
+        stream.write_all(b"1.1 ").await.unwrap();
+        stream.flush().await.unwrap();
+        assert_eq!(client.await.unwrap(), b"HTTP/1.1 ");
     }
 
     #[tokio::test]
