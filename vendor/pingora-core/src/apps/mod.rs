@@ -346,31 +346,16 @@ where
             return self.clone().process_custom_session(stream, shutdown).await;
         } else {
             // No ALPN or ALPN::H1 and h2c was not configured, fallback to HTTP/1.1
-            let mut session = ServerSession::new_http1(stream);
-            if *shutdown.borrow() {
-                // stop downstream from reusing if this service is shutting down soon
-                session.set_keepalive(None);
-            } else {
-                // default 60s
-                session.set_keepalive(Some(60));
-            }
-            session.set_keepalive_reuses_remaining(
-                self.server_options()
-                    .and_then(|opts| opts.keepalive_request_limit),
-            );
-
-            let mut result = self.process_new_http(session, shutdown).await;
+            let first = first_h1_session(stream, self.server_options(), shutdown);
+            let mut result = self.process_new_http(first, shutdown).await;
             while let Some((mut stream, persistent_settings)) = result.map(|r| r.consume()) {
                 if !next_request_arrived(&mut stream, persistent_settings.as_ref(), shutdown).await
                 {
                     return None;
                 }
-                let mut session = ServerSession::new_http1(stream);
-                if let Some(persistent_settings) = persistent_settings {
-                    persistent_settings.apply_to_session(&mut session);
-                }
-
-                result = self.process_new_http(session, shutdown).await;
+                result = self
+                    .process_new_http(next_h1_session(stream, persistent_settings), shutdown)
+                    .await;
             }
         }
         None
@@ -379,6 +364,38 @@ where
     async fn cleanup(&self) {
         self.http_cleanup().await;
     }
+}
+
+// The two HTTP/1 session makers are plain functions so that a session is only ever a temporary
+// moved into the app's future, never a local of `process_new`'s: an async fn's future keeps
+// room for every local that is in scope across an await, and this one lives as long as the
+// connection, idle or not.
+
+/// The session for the first HTTP/1 request of a connection.
+fn first_h1_session(
+    stream: Stream,
+    options: Option<&HttpServerOptions>,
+    shutdown: &ShutdownWatch,
+) -> ServerSession {
+    let mut session = ServerSession::new_http1(stream);
+    if *shutdown.borrow() {
+        // stop downstream from reusing if this service is shutting down soon
+        session.set_keepalive(None);
+    } else {
+        // default 60s
+        session.set_keepalive(Some(60));
+    }
+    session.set_keepalive_reuses_remaining(options.and_then(|opts| opts.keepalive_request_limit));
+    session
+}
+
+/// The session for the next HTTP/1 request on a kept-alive connection.
+fn next_h1_session(stream: Stream, settings: Option<HttpPersistentSettings>) -> ServerSession {
+    let mut session = ServerSession::new_http1(stream);
+    if let Some(settings) = settings {
+        settings.apply_to_session(&mut session);
+    }
+    session
 }
 
 /// Between two requests on a kept-alive HTTP/1 connection: waits for the next request's first
