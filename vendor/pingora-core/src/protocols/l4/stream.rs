@@ -670,15 +670,19 @@ impl Stream {
         }
     }
 
-    /// Swap an unbuffered-read stream's (empty) write buffer for one of `capacity` bytes.
+    /// Swap an unbuffered-read stream's (empty) write buffer for one of `capacity` bytes; a
+    /// buffered-read stream is left as it is.
     fn rebuild_writer(&mut self, capacity: usize) {
-        if let Some(BufferedStream::UnbufferedRead(writer)) = self.stream.take() {
-            debug_assert!(writer.buffer().is_empty());
-            self.stream = Some(BufferedStream::UnbufferedRead(BufWriter::with_capacity(
-                capacity,
-                writer.into_inner(),
-            )));
-        }
+        self.stream = self.stream.take().map(|stream| match stream {
+            BufferedStream::UnbufferedRead(writer) => {
+                debug_assert!(writer.buffer().is_empty());
+                BufferedStream::UnbufferedRead(BufWriter::with_capacity(
+                    capacity,
+                    writer.into_inner(),
+                ))
+            }
+            buffered => buffered,
+        });
     }
 }
 
